@@ -1,0 +1,368 @@
+"""Fashion-MNIST, offline first, and the photos used by the kernel chapters.
+
+:func:`fashion_mnist` finds the data in this order:
+
+1. ``<root>/FashionMNIST/raw`` already holds the four unpacked IDX files;
+2. Debian's package ``dataset-fashion-mnist`` is installed: its gzip'd files
+   are unpacked into the root (no network needed);
+3. the network is reachable: torchvision downloads them (Colab, laptops).
+
+Otherwise it fails at once with a message naming both fixes. Files are
+written to a temporary folder first and moved into place whole, so an
+interrupted fetch never leaves half a data set behind.
+
+The splits are held as tensors (the whole data set is 55 MB as bytes), and
+:func:`tensor_loader` batches them by index: on a CPU that is several times
+faster than collating one PIL image at a time, and on a GPU the tensors can
+live in device memory for the whole run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torchvision import datasets
+
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "DEBIAN_FASHION_MNIST",
+    "DataSplits",
+    "default_data_root",
+    "fashion_mnist",
+    "prepare_fashion_mnist",
+    "tensor_loader",
+    "sample_image",
+    "SAMPLE_IMAGES",
+]
+
+log = logging.getLogger(__name__)
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+#: Where Debian's ``dataset-fashion-mnist`` package installs its gzip'd IDX files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+_IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def default_data_root() -> Path:
+    """Return the data folder: ``$CNNCOURSE_DATA``, else the repository's ``data/``.
+
+    In a clone installed with ``pip install -e .`` that is ``<repo>/data``,
+    whatever the working directory; for an ordinary install (Colab) it is
+    ``./data``.
+    """
+    if env := os.environ.get("CNNCOURSE_DATA"):
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file() and (repo / "src" / "cnncourse").is_dir():
+        return repo / "data"
+    return Path.cwd() / "data"
+
+
+def _raw_folder(root: Path) -> Path:
+    return root / "FashionMNIST" / "raw"
+
+
+def _have_raw(root: Path) -> bool:
+    return all((_raw_folder(root) / name).is_file() for name in _IDX_FILES)
+
+
+def _online(timeout: float = 3.0) -> bool:
+    """Can we open a connection to torchvision's first Fashion-MNIST mirror?"""
+    host = urlparse(datasets.FashionMNIST.mirrors[0]).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _install(root: Path, fill) -> None:
+    """Build ``root/FashionMNIST`` in a temporary folder with ``fill``, then move it in."""
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".fashion-mnist-") as tmp:
+        fill(Path(tmp))
+        if not _have_raw(Path(tmp)):
+            raise RuntimeError(f"filling {tmp} did not produce the files {_IDX_FILES}")
+        target = root / "FashionMNIST"
+        if target.exists():  # an incomplete earlier copy, made by hand
+            shutil.rmtree(target)
+        (Path(tmp) / "FashionMNIST").rename(target)
+
+
+def _unpack_debian(source: Path):
+    def fill(tmp: Path) -> None:
+        raw = _raw_folder(tmp)
+        raw.mkdir(parents=True)
+        for name in _IDX_FILES:
+            with gzip.open(source / f"{name}.gz", "rb") as src, open(raw / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+    return fill
+
+
+def _download(tmp: Path) -> None:
+    for train in (True, False):
+        datasets.FashionMNIST(tmp, train=train, download=True)
+
+
+def prepare_fashion_mnist(
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    debian_source: str | os.PathLike = DEBIAN_FASHION_MNIST,
+) -> Path:
+    """Make sure ``<root>/FashionMNIST/raw`` holds the data set; return the root.
+
+    Args:
+        root: Data folder; :func:`default_data_root` by default.
+        download: Allow torchvision to download when no local copy exists.
+        debian_source: Folder of Debian's gzip'd IDX files.
+
+    Raises:
+        FileNotFoundError: No copy is present, Debian's package is not
+            installed, and the network is unreachable (or ``download=False``).
+    """
+    root = Path(root).expanduser() if root is not None else default_data_root()
+    if _have_raw(root):
+        return root
+    debian_source = Path(debian_source)
+    if all((debian_source / f"{name}.gz").is_file() for name in _IDX_FILES):
+        log.info("Unpacking Fashion-MNIST from %s into %s", debian_source, root)
+        _install(root, _unpack_debian(debian_source))
+    elif download and _online():
+        log.info("Downloading Fashion-MNIST into %s", root)
+        _install(root, _download)
+    else:
+        why = "downloading is off (download=False)" if not download else "the network is unreachable"
+        raise FileNotFoundError(
+            f"Fashion-MNIST is not in {_raw_folder(root)}, Debian's files are not in "
+            f"{debian_source}, and {why}. Fix it either way:\n"
+            "  * offline, on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist\n"
+            "  * online: call fashion_mnist(download=True) (or run `make data`) with a "
+            "network connection;\n"
+            f"or point CNNCOURSE_DATA (or root=) at a folder whose FashionMNIST/raw holds "
+            f"{', '.join(_IDX_FILES)}."
+        )
+    return root
+
+
+def _as_tensors(dataset: datasets.FashionMNIST) -> tuple[torch.Tensor, torch.Tensor]:
+    images = dataset.data.unsqueeze(1).float().div_(255)  # N x 1 x 28 x 28 in [0, 1]
+    return images, dataset.targets.clone()
+
+
+def tensor_loader(
+    dataset: TensorDataset,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    drop_last: bool = False,
+) -> DataLoader:
+    """Batch a :class:`TensorDataset` by index instead of item by item.
+
+    A :class:`~torch.utils.data.BatchSampler` hands the dataset a whole list of
+    indices at once, so each batch is one tensor gather rather than
+    ``batch_size`` calls and a collate. With ``device`` set, the tensors are
+    moved there first: on a GPU the data then stay in device memory and only
+    the shuffled indices change each epoch. On CUDA without that, pinned
+    memory makes host-to-device copies asynchronous.
+
+    Args:
+        dataset: Tensors with a common first dimension.
+        batch_size: Examples per batch.
+        shuffle: Draw a new permutation each epoch.
+        seed: Seed of the shuffling generator, so epochs are reproducible.
+        device: Keep the tensors on this device (``None``: where they are).
+        drop_last: Drop a last, smaller batch.
+
+    Returns:
+        A :class:`~torch.utils.data.DataLoader` yielding ``(inputs, targets)``.
+
+    Example:
+        >>> ds = TensorDataset(torch.zeros(10, 1, 28, 28), torch.arange(10))
+        >>> [len(y) for _, y in tensor_loader(ds, 4)]
+        [4, 4, 2]
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if device is not None:
+        dataset = TensorDataset(*(t.to(device) for t in dataset.tensors))
+    on_cuda = dataset.tensors[0].is_cuda
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed)
+        sampler = RandomSampler(dataset, generator=generator)
+    else:
+        sampler = SequentialSampler(dataset)
+    return DataLoader(
+        dataset,
+        sampler=BatchSampler(sampler, batch_size, drop_last=drop_last),
+        batch_size=None,  # the sampler already yields whole batches
+        pin_memory=torch.cuda.is_available() and not on_cuda,
+    )
+
+
+@dataclass(frozen=True)
+class DataSplits:
+    """Train, validation and test splits of an image classification data set.
+
+    Inputs are ``float32`` tensors in ``[0, 1]`` of shape ``N x C x H x W``;
+    ``mean`` and ``std`` come from the training split alone and are what a
+    ``Normalize`` layer at the front of a model needs.
+    """
+
+    train: TensorDataset
+    val: TensorDataset
+    test: TensorDataset
+    classes: tuple[str, ...]
+    mean: float
+    std: float
+
+    def loaders(
+        self,
+        batch_size: int = 128,
+        *,
+        eval_batch_size: int = 1024,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+    ) -> tuple[DataLoader, DataLoader, DataLoader]:
+        """Return ``(train, val, test)`` loaders; only the training one shuffles.
+
+        With ``device`` a CUDA or MPS device, the tensors move into its
+        memory once (Fashion-MNIST needs about 220 MB as floats).
+        """
+        device = torch.device(device) if device is not None else None
+        keep_on = device if device is not None and device.type != "cpu" else None
+        train = tensor_loader(self.train, batch_size, shuffle=True, seed=seed, device=keep_on)
+        val, test = (tensor_loader(s, eval_batch_size, device=keep_on) for s in (self.val, self.test))
+        return train, val, test
+
+
+def fashion_mnist(
+    root: str | os.PathLike | None = None,
+    *,
+    val_size: int = 10_000,
+    seed: int = 0,
+    train_size: int | None = None,
+    download: bool = True,
+) -> DataSplits:
+    """Load Fashion-MNIST as seeded train/validation splits and the official test set.
+
+    The validation set is a seeded random part of the 60 000 training
+    images; the 10 000 test images are kept for the final report and never
+    used to choose a model.
+
+    Args:
+        root: Data folder (default :func:`default_data_root`).
+        val_size: Training images held out for validation.
+        seed: Seed of the train/validation split.
+        train_size: Keep only this many training images (after the split),
+            for the small-data experiments; ``None`` keeps all.
+        download: Allow a download when no local copy exists.
+
+    Returns:
+        A :class:`DataSplits` with 28 x 28 grayscale images and integer labels.
+
+    Raises:
+        FileNotFoundError: The data are nowhere to be had; the message says
+            how to get them.
+        ValueError: ``val_size`` or ``train_size`` do not fit in 60 000.
+
+    Example:
+        >>> data = fashion_mnist()  # doctest: +SKIP
+        >>> train_loader, val_loader, test_loader = data.loaders(batch_size=128)  # doctest: +SKIP
+    """
+    if not 0 < val_size < 60_000:
+        raise ValueError(f"val_size must be between 1 and 59 999, got {val_size}")
+    if train_size is not None and not 0 < train_size <= 60_000 - val_size:
+        raise ValueError(f"train_size must be between 1 and {60_000 - val_size}, got {train_size}")
+    root = prepare_fashion_mnist(root, download=download)
+    X_full, y_full = _as_tensors(datasets.FashionMNIST(root, train=True, download=False))
+    X_test, y_test = _as_tensors(datasets.FashionMNIST(root, train=False, download=False))
+
+    order = torch.randperm(len(X_full), generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    if train_size is not None:
+        train_idx = train_idx[:train_size]
+    X_train = X_full[train_idx]
+    return DataSplits(
+        train=TensorDataset(X_train, y_full[train_idx]),
+        val=TensorDataset(X_full[val_idx], y_full[val_idx]),
+        test=TensorDataset(X_test, y_test),
+        classes=FASHION_MNIST_CLASSES,
+        mean=X_train.mean().item(),
+        std=X_train.std().item(),
+    )
+
+
+#: The scikit-image photos the kernel chapters use, by name.
+SAMPLE_IMAGES = ("camera", "chelsea", "astronaut", "coffee")
+
+
+def sample_image(name: str = "camera", *, gray: bool = False) -> torch.Tensor:
+    """Return one of scikit-image's bundled photos as a ``C x H x W`` float tensor in [0, 1].
+
+    Args:
+        name: One of :data:`SAMPLE_IMAGES`: ``"camera"`` (512 x 512 grayscale),
+            ``"chelsea"`` (a cat), ``"astronaut"`` or ``"coffee"`` (colour).
+        gray: Convert a colour photo to one luminance channel.
+
+    Raises:
+        ValueError: ``name`` is not a known photo.
+
+    Example:
+        >>> sample_image("camera").shape
+        torch.Size([1, 512, 512])
+    """
+    if name not in SAMPLE_IMAGES:
+        raise ValueError(f"unknown sample image {name!r}: choose one of {', '.join(SAMPLE_IMAGES)}")
+    from skimage import color, data  # imported here: only the kernel chapters need it
+
+    image = getattr(data, name)()  # uint8, H x W or H x W x 3
+    if gray and image.ndim == 3:
+        image = color.rgb2gray(image)  # float64 in [0, 1]
+    elif image.dtype == np.uint8:
+        image = image / 255.0
+    tensor = torch.from_numpy(np.asarray(image, dtype=np.float32))
+    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+
+
+def main() -> None:
+    """``python -m cnncourse.data``: fetch Fashion-MNIST and say where it is."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    root = prepare_fashion_mnist()
+    log.info("Fashion-MNIST is ready in %s", _raw_folder(root))
+
+
+if __name__ == "__main__":
+    main()
