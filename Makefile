@@ -1,54 +1,57 @@
 # Two commands for a newcomer: `make book` and `make test` (see README.md).
-# Both create the environment on first use: the active virtualenv/conda env if
-# one is active, otherwise ./.venv.
+# Both set up the environment on first use: the active virtualenv or conda
+# environment if there is one, otherwise ./.venv.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-ifneq ($(strip $(VIRTUAL_ENV)$(CONDA_PREFIX)),)
-PYTHON := python
-ENV_DIR := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX))
-else
-ENV_DIR := .venv
-PYTHON := $(ENV_DIR)/bin/python
-endif
+ENV_DIR := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX),.venv)
+BIN := $(ENV_DIR)/bin
+PYTHON := $(BIN)/python
 STAMP := $(ENV_DIR)/.cnncourse-installed
 HTML := _build/html
+# Chapters show tqdm progress bars in Jupyter; the website has no use for them.
+BOOK_ENV := TQDM_DISABLE=1
 
 .PHONY: help setup data book book-strict test check-site clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(ENV_DIR)/bin/python:
-	python3 -c 'import sys; assert sys.version_info >= (3, 10), "cnncourse needs Python >= 3.10"'
+$(PYTHON):
+	@python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "cnncourse needs Python >= 3.10")'
 	python3 -m venv $(ENV_DIR)
 
-$(STAMP): pyproject.toml constraints.txt | $(ENV_DIR)/bin/python
+$(STAMP): pyproject.toml constraints.txt | $(PYTHON)
 	$(PYTHON) -m pip install --upgrade pip
 	$(PYTHON) -m pip install -c constraints.txt -e ".[book,test]"
 	touch $@
 
 setup: $(STAMP)  ## create the environment and install cnncourse with its book and test tools
 
-data: setup  ## put Fashion-MNIST under data/ (from Debian's package, else the internet)
+data: setup  ## put Fashion-MNIST into data/ (from Debian's package, else the internet)
 	$(PYTHON) -m cnncourse.data
 
-book: data  ## build the website into _build/html (runs every chapter, cached between builds)
-	$(PYTHON) -m jupyter_book build . --builder html
+book: data  ## build the website into _build/html (chapters rerun only when they change)
+	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
 
-book-strict: data  ## as `book`, re-running every chapter and turning Sphinx warnings into errors (CI)
-	$(PYTHON) -m jupyter_book build . --builder html --all -W -n --keep-going \
-		--config _config.yml
+book-strict: data  ## rebuild the website running every chapter, Sphinx warnings as errors (CI)
+	@mkdir -p _build
+	@# the same _config.yml with execution forced, so no cached output is reused
+	$(PYTHON) -c 'import yaml; c = yaml.safe_load(open("_config.yml")); \
+		c["execute"]["execute_notebooks"] = "force"; \
+		yaml.safe_dump(c, open("_build/_config.force.yml", "w"), sort_keys=False)'
+	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html --all -W --keep-going \
+		--config _build/_config.force.yml
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
 
-test: data  ## run the unit tests and execute every chapter in the smoke profile (pytest --nbval-lax)
+test: data  ## run the unit tests and execute every chapter in the smoke profile
 	CNNCOURSE_FAST=1 $(PYTHON) -m pytest -m "not site" --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=600 tests book
 
-check-site:  ## check the built website in _build/html (pages, outputs, headless Chromium)
+check-site:  ## check the built website: pages, outputs, figures, headless Chromium
 	$(PYTHON) -m pytest -m site tests
 
-clean:  ## remove the built book and caches (keeps .venv and data/)
+clean:  ## remove the built book and caches (keeps the environment and data/)
 	rm -rf _build .pytest_cache
