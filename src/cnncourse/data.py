@@ -25,6 +25,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -96,13 +97,26 @@ def _have_raw(root: Path) -> bool:
 
 
 def _online(timeout: float = 3.0) -> bool:
-    """Can we open a connection to torchvision's first Fashion-MNIST mirror?"""
-    host = urlparse(datasets.FashionMNIST.mirrors[0]).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
+    """Can we reach torchvision's Fashion-MNIST mirror within ``timeout`` seconds?
+
+    The probe runs in a thread because a stuck DNS lookup ignores socket
+    time-outs; offline, the answer must come at once, not after minutes.
+    """
+    url = urlparse(datasets.FashionMNIST.mirrors[0])
+    port = url.port or (443 if url.scheme == "https" else 80)
+    reached = threading.Event()
+
+    def probe() -> None:
+        try:
+            socket.create_connection((url.hostname, port), timeout=timeout).close()
+            reached.set()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)  # returns as soon as the probe fails or succeeds
+    return reached.is_set()
 
 
 def _install(root: Path, fill) -> None:

@@ -15,7 +15,7 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     """Seed Python's, NumPy's and torch's generators (CPU and every GPU).
 
     Args:
-        seed: A non-negative integer.
+        seed: An integer in [0, 2**63).
         deterministic: Also make torch choose deterministic algorithms, so
             that two runs on the same GPU give bit-identical results. This is
             slower on CUDA, and ops without a deterministic version raise an
@@ -31,8 +31,8 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
         >>> seed_everything(0)
         0
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # seeds the CPU and every CUDA device

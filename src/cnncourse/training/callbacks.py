@@ -108,6 +108,7 @@ class EarlyStopping(Callback):
     ) -> None:
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience}")
+        _Best(monitor, mode, min_delta)  # validates mode and min_delta now, not at the first epoch
         self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
         self.restore_best_weights = restore_best_weights
 
@@ -129,10 +130,9 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch, self.stop_training = epoch, True
-            log.info(
-                "Early stopping after epoch %d: %s has not improved on %.4g (epoch %d) for %d epochs",
-                epoch + 1, self.monitor, self.best.value, self.best_epoch + 1, self.patience,
-            )
+            since = "the start" if self.best_epoch is None else f"epoch {self.best_epoch + 1}"
+            log.info("Early stopping after epoch %d: %s has not improved since %s (patience %d)",
+                     epoch + 1, self.monitor, since, self.patience)
 
     def on_train_end(self, history: History) -> None:
         history.stopped_early = self.stopped_epoch is not None
@@ -164,6 +164,7 @@ class ModelCheckpoint(Callback):
         mode: Mode = "auto",
         save_best_only: bool = True,
     ) -> None:
+        _Best(monitor, mode, 0.0)  # validates mode
         self.path = Path(path)
         self.monitor, self.mode, self.save_best_only = monitor, mode, save_best_only
 

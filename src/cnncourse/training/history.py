@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +55,11 @@ class History:
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         values = self[monitor]
+        recorded = [i for i, value in enumerate(values) if not math.isnan(value)]
+        if not recorded:
+            raise ValueError(f"every recorded {monitor!r} is NaN: the run diverged")
         pick = min if mode == "min" else max
-        index = pick(range(len(values)), key=values.__getitem__)
+        index = pick(recorded, key=values.__getitem__)
         return index, values[index]
 
     def to_dict(self) -> dict:
@@ -87,6 +91,7 @@ class History:
             The matplotlib ``Figure``.
         """
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         if metrics is None:
             skip = {"lr", "time"}
@@ -103,6 +108,7 @@ class History:
             if self.best_epoch is not None:
                 ax.axvline(self.best_epoch + 1, color="grey", linewidth=0.8, linestyle=":")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(name)
             ax.grid(alpha=0.3)
             ax.legend()

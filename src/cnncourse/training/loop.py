@@ -8,6 +8,7 @@ under ``torch.no_grad()`` in eval mode, callbacks, and one history row.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
@@ -41,6 +42,11 @@ def _precision(device: torch.device, amp: bool | None) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16  # CPU and MPS autocast
+
+
+def _tqdm_disabled() -> bool:
+    # tqdm's own switch; its notebook bars ignore it, so we read it for them.
+    return os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
 
 
 def _channels_last(device: torch.device, requested: bool | None) -> bool:
@@ -119,7 +125,7 @@ def fit(
         channels_last: NHWC memory layout for 4-D inputs; default on for CUDA
             and CPU, whose convolution libraries (cuDNN, oneDNN) run faster in
             it, off for MPS.
-        progress: Show ``tqdm`` progress bars.
+        progress: Show ``tqdm`` progress bars (``TQDM_DISABLE=1`` also hides them).
 
     Returns:
         A :class:`History` with ``loss``, the metrics, ``val_*`` values, the
@@ -150,12 +156,13 @@ def fit(
     history, step = History(), 0
     for callback in callbacks:
         callback.on_train_begin(model)
-    epoch_bar = tqdm(range(epochs), desc="epochs", unit="epoch", disable=not progress)
+    quiet = {"disable": True} if not progress or _tqdm_disabled() else {}
+    epoch_bar = tqdm(range(epochs), desc="epochs", unit="epoch", **quiet)
     for epoch in epoch_bar:
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         model.train()
         running = _Running(metric_fns)
-        for batch in tqdm(train_loader, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+        for batch in tqdm(train_loader, desc=f"epoch {epoch + 1}", leave=False, **quiet):
             x, y = _to_device(batch, device, channels_last)
             with autocast:
                 y_hat = model(x)

@@ -62,9 +62,17 @@ def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_class
                 [0, 1]])
     """
     if predictions.ndim == 2:
+        if predictions.shape[1] != num_classes:
+            raise ValueError(f"logits have {predictions.shape[1]} columns but num_classes is {num_classes}")
         predictions = predictions.argmax(dim=1)
     if predictions.shape != targets.shape:
         raise ValueError(f"predictions {tuple(predictions.shape)} and targets {tuple(targets.shape)} differ")
+    for name, labels in (("predictions", predictions), ("targets", targets)):
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(
+                f"{name} hold class {labels.min().item()}..{labels.max().item()}, outside 0..{num_classes - 1}: "
+                "is num_classes right?"
+            )
     index = targets.long() * num_classes + predictions.long()
     counts = torch.bincount(index.cpu(), minlength=num_classes**2)
     return counts.reshape(num_classes, num_classes)

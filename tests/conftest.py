@@ -1,0 +1,44 @@
+"""Fixtures shared by the unit tests: a tiny separable problem and a tiny CNN."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import matplotlib
+import pytest
+import torch
+from torch import nn
+
+matplotlib.use("Agg")  # no display on CI machines; must happen before pyplot is imported
+
+
+@pytest.fixture
+def blobs() -> tuple[torch.Tensor, torch.Tensor]:
+    """90 tiny images (N x 1 x 4 x 4) from 3 far-apart Gaussian blobs: linearly separable.
+
+    The centres are 3 * sqrt(2) apart and the noise has std 0.3, so the classes
+    are separated by about 7 standard deviations.
+    """
+    generator = torch.Generator().manual_seed(0)
+    y = torch.arange(90) % 3
+    centres = 3.0 * torch.eye(3, 16)
+    X = centres[y] + 0.3 * torch.randn(90, 16, generator=generator)
+    return X.view(-1, 1, 4, 4), y
+
+
+@pytest.fixture
+def tiny_cnn() -> Callable[..., nn.Module]:
+    """Build a seeded 3-class CNN for 1 x 4 x 4 inputs (two convs, one linear layer)."""
+
+    def make(seed: int = 0) -> nn.Module:
+        torch.manual_seed(seed)
+        return nn.Sequential(
+            nn.Conv2d(1, 4, kernel_size=3, padding=1),  # N x 4 x 4 x 4
+            nn.ReLU(),
+            nn.Conv2d(4, 4, kernel_size=3, padding=1),  # N x 4 x 4 x 4
+            nn.ReLU(),
+            nn.Flatten(),  # N x 64
+            nn.Linear(64, 3),
+        )
+
+    return make
