@@ -37,13 +37,13 @@ book: data  ## build the website into _build/html (chapters rerun only when they
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
 
 book-strict: data  ## rebuild the website running every chapter, Sphinx warnings as errors (CI)
-	@mkdir -p _build
-	@# the same _config.yml with execution forced, so no cached output is reused
+	@# _config.yml with execution forced (no cached output is reused); it sits beside
+	@# _config.yml because Jupyter Book resolves relative paths from the config's folder
 	$(PYTHON) -c 'import yaml; c = yaml.safe_load(open("_config.yml")); \
 		c["execute"]["execute_notebooks"] = "force"; \
-		yaml.safe_dump(c, open("_build/_config.force.yml", "w"), sort_keys=False)'
+		yaml.safe_dump(c, open("_config.force.yml", "w"), sort_keys=False)'
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html --all -W --keep-going \
-		--config _build/_config.force.yml
+		--config _config.force.yml; status=$$?; rm -f _config.force.yml; exit $$status
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
 
 test: data  ## run the unit tests and execute every chapter in the smoke profile
