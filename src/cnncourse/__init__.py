@@ -1,5 +1,13 @@
 """cnncourse: the layers, models and training loop behind the cnncourse book."""
 
+from .arithmetic import (
+    ReceptiveField,
+    conv_output_size,
+    conv_transpose_output_size,
+    pool_output_size,
+    receptive_field,
+    same_padding,
+)
 from .device import describe_device, get_device
 from .notebook import fast_profile
 from .seed import seed_everything
@@ -7,6 +15,12 @@ from .training import History, evaluate, fit, predict
 
 __all__ = [
     "History",
+    "ReceptiveField",
+    "conv_output_size",
+    "conv_transpose_output_size",
+    "pool_output_size",
+    "receptive_field",
+    "same_padding",
     "describe_device",
     "evaluate",
     "fast_profile",
