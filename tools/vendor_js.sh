@@ -3,24 +3,51 @@
 #
 # Usage: tools/vendor_js.sh   (from anywhere; needs npm, tar and sha256sum)
 #
-# It fetches a pinned MathJax 3 release from the npm registry with `npm pack`,
-# checks the tarball's checksum and copies only what the website needs into
-# _static/vendor/mathjax/. Running it twice gives the same files (idempotent):
-# the target folder is rebuilt from scratch each time.
+# It fetches pinned releases from the npm registry with `npm pack`, checks each
+# tarball's checksum and copies only what the website needs into _static/vendor/.
+# Running it twice gives the same files (idempotent): every target folder is
+# rebuilt from scratch each time, and this script also writes
+# _static/vendor/README.md.
 #
-# What is copied, relative to the package's es5/ folder, and why:
-#   tex-chtml.js                  the combined component that _config.yml's
-#                                 mathjax_path points at (TeX input, CommonHTML
-#                                 output, menu, assistive MathML)
-#   output/chtml/fonts/woff-v2/   the TeX fonts; tex-chtml.js resolves
-#                                 fontURL = "[mathjax]/output/chtml/fonts/woff-v2",
-#                                 i.e. relative to its own location
-#   input/tex/extensions/         TeX packages that tex-chtml.js's `autoload`
-#                                 fetches from "[mathjax]/input/tex/extensions"
-#                                 the first time a page uses one of their macros
-#                                 (\boldsymbol, \cancel, \color, \mathtools, ...)
-# Left out: the other bundles, the SVG output, and a11y/ and sre/ (the speech
-# and explorer tools that the context menu loads only on request).
+# 1. MathJax, into _static/vendor/mathjax/. What is copied, relative to the
+#    package's es5/ folder, and why:
+#      tex-chtml.js                  the combined component that _config.yml's
+#                                    mathjax_path points at (TeX input, CommonHTML
+#                                    output, menu, assistive MathML)
+#      output/chtml/fonts/woff-v2/   the TeX fonts; tex-chtml.js resolves
+#                                    fontURL = "[mathjax]/output/chtml/fonts/woff-v2",
+#                                    i.e. relative to its own location
+#      input/tex/extensions/         TeX packages that tex-chtml.js's `autoload`
+#                                    fetches from "[mathjax]/input/tex/extensions"
+#                                    the first time a page uses one of their macros
+#                                    (\boldsymbol, \cancel, \color, \mathtools, ...)
+#    Left out: the other bundles, the SVG output, and a11y/ and sre/ (the speech
+#    and explorer tools that the context menu loads only on request).
+#
+# 2. The Jupyter widget manager for static pages (ipywidgets 8), into
+#    _static/vendor/requirejs/ and _static/vendor/jupyter-widgets/. myst-nb
+#    loads these three files, in this order, on the pages that hold widgets
+#    (`nb_ipywidgets_js` in _config.yml):
+#      requirejs/require.js          RequireJS, the AMD loader that embed-amd.js
+#                                    defines its modules with
+#      jupyter-widgets/require-config.js   written here (not downloaded): tells
+#                                    RequireJS where the widget modules live, so
+#                                    that they find their font files (see below)
+#      jupyter-widgets/embed-amd.js  @jupyter-widgets/html-manager's dist/embed-amd.js:
+#                                    the widget manager with @jupyter-widgets/base,
+#                                    controls and output built in (so it never
+#                                    asks a CDN for them), which renders every
+#                                    widget on the page from the saved widget state
+#    plus the Font Awesome 5 .woff2 fonts that the bundled CSS points at (icons
+#    on buttons, the Play widget). The CSS builds their URLs from webpack's
+#    public path, which embed-amd.js derives from RequireJS's idea of the module's
+#    URL: for a module defined by a plain <script> that is "<page folder>/@jupyter-widgets/",
+#    where nothing lives (the page then logs a 404 for every font). require-config.js
+#    maps the module names to its own folder instead. Only .woff2 is
+#    kept: every browser that runs the widget manager (ES2018) reads woff2, so the
+#    .eot/.svg/.ttf/.woff fallbacks (3 MB) would never be fetched.
+#    Left out: embed.js (the non-AMD build), libembed-amd.js (embed-amd.js minus
+#    its last few lines) and the source maps.
 set -euo pipefail
 
 MATHJAX_VERSION=3.2.2
@@ -28,31 +55,172 @@ MATHJAX_VERSION=3.2.2
 # (npm's own integrity for it: sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==)
 MATHJAX_SHA256=1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09
 
+# The html-manager that matches ipywidgets 8.1 (jupyterlab_widgets 3.0.x ships
+# jupyterlab-manager 5.0.16, built on the same @jupyter-widgets/base ^6.0.12 and
+# controls ^5.0.13; ipywidgets' _version.py asks for html-manager ^1.0.1).
+HTML_MANAGER_VERSION=1.0.15
+# sha256 of https://registry.npmjs.org/@jupyter-widgets/html-manager/-/html-manager-1.0.15.tgz
+# (npm's integrity: sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==)
+HTML_MANAGER_SHA256=2b9d65cb7913e1c7d671757a10008b32c9c2448d4429513371e55c07d6107638
+
+REQUIREJS_VERSION=2.3.8
+# sha256 of https://registry.npmjs.org/requirejs/-/requirejs-2.3.8.tgz
+# (npm's integrity: sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==)
+REQUIREJS_SHA256=777158e89275e16bd51aec3ef714fbcb5dc45789e7078659933bc814916d7dec
+
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 vendor_dir="$repo_root/_static/vendor"
-target="$vendor_dir/mathjax"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "Fetching mathjax@$MATHJAX_VERSION from the npm registry" >&2
-(cd "$tmp" && npm pack --silent "mathjax@$MATHJAX_VERSION" >/dev/null)
-tarball="$tmp/mathjax-$MATHJAX_VERSION.tgz"
-echo "$MATHJAX_SHA256  $tarball" | sha256sum --check --quiet -
+# fetch SPEC TARBALL SHA256 DEST: `npm pack SPEC`, check TARBALL's sha256, unpack into DEST.
+fetch() {
+    local spec=$1 tarball=$2 sha256=$3 dest=$4
+    echo "Fetching $spec from the npm registry" >&2
+    (cd "$tmp" && npm pack --silent "$spec" >/dev/null)
+    echo "$sha256  $tmp/$tarball" | sha256sum --check --quiet -
+    mkdir -p "$dest"
+    tar -xzf "$tmp/$tarball" -C "$dest"
+}
 
-tar -xzf "$tarball" -C "$tmp"
-src="$tmp/package"
+# Normalise permissions so that reruns and checkouts look the same to git.
+normalise() {
+    find "$1" -type d -exec chmod 755 {} +
+    find "$1" -type f -exec chmod 644 {} +
+}
 
+# --- MathJax ---------------------------------------------------------------------
+fetch "mathjax@$MATHJAX_VERSION" "mathjax-$MATHJAX_VERSION.tgz" "$MATHJAX_SHA256" "$tmp/mathjax"
+src="$tmp/mathjax/package"
+target="$vendor_dir/mathjax"
 rm -rf "$target"
 mkdir -p "$target/output/chtml/fonts" "$target/input/tex"
 cp "$src/LICENSE" "$target/LICENSE"
 cp "$src/es5/tex-chtml.js" "$target/tex-chtml.js"
 cp -R "$src/es5/output/chtml/fonts/woff-v2" "$target/output/chtml/fonts/woff-v2"
 cp -R "$src/es5/input/tex/extensions" "$target/input/tex/extensions"
-# Normalise permissions so that reruns and checkouts look the same to git.
-find "$target" -type d -exec chmod 755 {} +
-find "$target" -type f -exec chmod 644 {} +
+normalise "$target"
+echo "Vendored MathJax $MATHJAX_VERSION into ${target#"$repo_root"/} ($(du -sh "$target" | cut -f1))" >&2
 
+# --- RequireJS -------------------------------------------------------------------
+fetch "requirejs@$REQUIREJS_VERSION" "requirejs-$REQUIREJS_VERSION.tgz" "$REQUIREJS_SHA256" "$tmp/requirejs"
+target="$vendor_dir/requirejs"
+rm -rf "$target"
+mkdir -p "$target"
+# The npm package ships no LICENSE file; require.js's header carries the notice
+# ("Copyright jQuery Foundation and other contributors. Released under MIT license").
+cp "$tmp/requirejs/package/require.js" "$target/require.js"
+cat > "$target/LICENSE" <<'LICENSE'
+RequireJS is released under the MIT license
+(https://github.com/requirejs/requirejs/blob/master/LICENSE).
+
+Copyright jQuery Foundation and other contributors, https://jquery.org/
+
+Permission is hereby granted, free of charge, to any person obtaining
+a copy of this software and associated documentation files (the
+"Software"), to deal in the Software without restriction, including
+without limitation the rights to use, copy, modify, merge, publish,
+distribute, sublicense, and/or sell copies of the Software, and to
+permit persons to whom the Software is furnished to do so, subject to
+the following conditions:
+
+The above copyright notice and this permission notice shall be
+included in all copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND,
+EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF
+MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE
+LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION
+OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+LICENSE
+normalise "$target"
+echo "Vendored RequireJS $REQUIREJS_VERSION into ${target#"$repo_root"/} ($(du -sh "$target" | cut -f1))" >&2
+
+# --- @jupyter-widgets/html-manager -----------------------------------------------
+fetch "@jupyter-widgets/html-manager@$HTML_MANAGER_VERSION" \
+    "jupyter-widgets-html-manager-$HTML_MANAGER_VERSION.tgz" "$HTML_MANAGER_SHA256" "$tmp/html-manager"
+dist="$tmp/html-manager/package/dist"
+target="$vendor_dir/jupyter-widgets"
+rm -rf "$target"
+mkdir -p "$target"
+cp "$dist/embed-amd.js" "$target/embed-amd.js"
+cp "$dist"/*.woff2 "$target/"
+# Licences of the libraries webpack bundled (jQuery, jQuery UI, is-plain-object);
+# npm ships the file for embed.js only, whose bundle has the same third parties.
+cp "$dist/embed.js.LICENSE.txt" "$target/THIRD-PARTY-LICENSES.txt"
+# The npm package ships no LICENSE file; this is the ipywidgets repository's
+# (https://github.com/jupyter-widgets/ipywidgets/blob/main/LICENSE), which covers
+# packages/html-manager, base, controls and output.
+cat > "$target/LICENSE" <<'LICENSE'
+Copyright (c) 2015 Project Jupyter Contributors
+All rights reserved.
+
+Redistribution and use in source and binary forms, with or without
+modification, are permitted provided that the following conditions are met:
+
+1. Redistributions of source code must retain the above copyright notice, this
+   list of conditions and the following disclaimer.
+
+2. Redistributions in binary form must reproduce the above copyright notice,
+   this list of conditions and the following disclaimer in the documentation
+   and/or other materials provided with the distribution.
+
+3. Neither the name of the copyright holder nor the names of its
+   contributors may be used to endorse or promote products derived from
+   this software without specific prior written permission.
+
+THIS SOFTWARE IS PROVIDED BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS"
+AND ANY EXPRESS OR IMPLIED WARRANTIES, INCLUDING, BUT NOT LIMITED TO, THE
+IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS FOR A PARTICULAR PURPOSE ARE
+DISCLAIMED. IN NO EVENT SHALL THE COPYRIGHT HOLDER OR CONTRIBUTORS BE LIABLE
+FOR ANY DIRECT, INDIRECT, INCIDENTAL, SPECIAL, EXEMPLARY, OR CONSEQUENTIAL
+DAMAGES (INCLUDING, BUT NOT LIMITED TO, PROCUREMENT OF SUBSTITUTE GOODS OR
+SERVICES; LOSS OF USE, DATA, OR PROFITS; OR BUSINESS INTERRUPTION) HOWEVER
+CAUSED AND ON ANY THEORY OF LIABILITY, WHETHER IN CONTRACT, STRICT LIABILITY,
+OR TORT (INCLUDING NEGLIGENCE OR OTHERWISE) ARISING IN ANY WAY OUT OF THE USE
+OF THIS SOFTWARE, EVEN IF ADVISED OF THE POSSIBILITY OF SUCH DAMAGE.
+LICENSE
+cat > "$target/require-config.js" <<'JS'
+// Written by tools/vendor_js.sh (not downloaded). Loaded after require.js and
+// before embed-amd.js, on the pages that hold widgets.
+//
+// Each module that embed-amd.js defines takes its webpack public path, the URL
+// its CSS uses for the Font Awesome fonts, from the folder of the URL that
+// RequireJS gives the module. For a module defined by a plain <script> that is
+// "<page folder>/@jupyter-widgets/...", where nothing is (and html-manager's
+// window.__jupyter_widgets_assets_path__ override comes too late for the CSS).
+// Mapping every module name to this script's own folder, where
+// tools/vendor_js.sh puts the fonts, fixes that. RequireJS never fetches these
+// URLs: embed-amd.js has already defined the modules.
+(function () {
+  var script = document.currentScript;
+  if (!window.requirejs || !script || !script.src) {
+    return;
+  }
+  var here = new URL(".", script.src).href;
+  var names = [
+    "@jupyter-widgets/base",
+    "@jupyter-widgets/base7",
+    "@jupyter-widgets/controls",
+    "@jupyter-widgets/controls7",
+    "@jupyter-widgets/html-manager",
+    "@jupyter-widgets/html-manager/dist/libembed-amd"
+  ];
+  var paths = {};
+  names.forEach(function (name) {
+    paths[name] = here + name.replace(/[@\/]/g, "_");
+  });
+  window.requirejs.config({ paths: paths });
+})();
+JS
+normalise "$target"
+echo "Vendored @jupyter-widgets/html-manager $HTML_MANAGER_VERSION into ${target#"$repo_root"/} ($(du -sh "$target" | cut -f1))" >&2
+
+# --- README ----------------------------------------------------------------------
+size() { du -k "$1" | cut -f1; }
 cat > "$vendor_dir/README.md" <<README
 # Vendored JavaScript
 
@@ -62,8 +230,9 @@ regenerate them with
 
     tools/vendor_js.sh
 
-which needs \`npm\` (it uses \`npm pack\`) and overwrites \`_static/vendor/mathjax/\`
-and this README.
+which needs \`npm\` (it uses \`npm pack\`), checks every tarball's sha256, and
+overwrites \`_static/vendor/mathjax/\`, \`requirejs/\`, \`jupyter-widgets/\` and
+this README.
 
 ## MathJax
 
@@ -82,16 +251,52 @@ and this README.
   (relative to \`_static/\`), so Sphinx loads MathJax on the pages that have math;
   MathJax then fetches its fonts and extensions from this folder by itself.
 
+## Jupyter widgets: html-manager and RequireJS
+
+The book's explorers are ipywidgets. On the website there is no kernel: the
+widget state that the build saved (every precomputed picture included) is
+embedded in the page, and the widget manager below renders it and runs the
+\`jslink\`s between the controls in the browser.
+
+- What: \`jupyter-widgets/embed-amd.js\`, the RequireJS build of
+  \`@jupyter-widgets/html-manager\` $HTML_MANAGER_VERSION ($(size "$vendor_dir/jupyter-widgets/embed-amd.js") KiB). It has
+  \`@jupyter-widgets/base\`, \`controls\` and \`output\` (and their ipywidgets 7
+  versions) built in, so it loads no widget module from a CDN. Beside it, the
+  three Font Awesome 5.15.4 \`.woff2\` fonts that its CSS uses for icons, and
+  \`require-config.js\`, a few lines written by \`tools/vendor_js.sh\` that map
+  the widget modules' names to this folder in RequireJS, so that their CSS
+  finds those fonts here (see the script for why).
+  \`requirejs/require.js\` is RequireJS $REQUIREJS_VERSION ($(size "$vendor_dir/requirejs/require.js") KiB, not minified),
+  the AMD loader \`embed-amd.js\` needs.
+- Versions: html-manager $HTML_MANAGER_VERSION matches ipywidgets 8.1 (same
+  \`@jupyter-widgets/base\` ^6.0.12 and \`controls\` ^5.0.13 as the JupyterLab
+  extension of ipywidgets 8.1.9); RequireJS $REQUIREJS_VERSION. Both pinned in
+  \`tools/vendor_js.sh\`.
+- From: https://registry.npmjs.org/@jupyter-widgets/html-manager/-/html-manager-$HTML_MANAGER_VERSION.tgz
+  (sha256 \`$HTML_MANAGER_SHA256\`), files from its \`dist/\`; and
+  https://registry.npmjs.org/requirejs/-/requirejs-$REQUIREJS_VERSION.tgz
+  (sha256 \`$REQUIREJS_SHA256\`).
+- Licenses: html-manager is BSD-3-Clause, copyright Project Jupyter Contributors
+  (\`jupyter-widgets/LICENSE\`); the libraries bundled into it (jQuery, jQuery UI,
+  is-plain-object, MIT) are listed in \`jupyter-widgets/THIRD-PARTY-LICENSES.txt\`;
+  the Font Awesome Free fonts are under the SIL Open Font License 1.1 (notice in
+  the CSS inside \`embed-amd.js\`). RequireJS is MIT, copyright the jQuery
+  Foundation and other contributors (\`requirejs/LICENSE\`).
+- Used by: \`_config.yml\` sets myst-nb's \`nb_ipywidgets_js\` to
+  \`vendor/requirejs/require.js\`, \`vendor/jupyter-widgets/require-config.js\` and
+  \`vendor/jupyter-widgets/embed-amd.js\` (in that order, relative to \`_static/\`),
+  instead of myst-nb's default CDN URLs. myst-nb adds them only to pages whose
+  notebook saved a widget state.
+
 ## Note for Jupyter Book 1
 
 Jupyter Book 1 adds every \`.js\` and \`.css\` file under \`_static/\` to every page
 as a \`<script>\`/\`<link>\`. Files under \`_static/vendor/\` must not be: a local
 Sphinx extension, registered under \`sphinx.local_extensions\` in \`_config.yml\`,
 removes them from \`html_js_files\`/\`html_css_files\`. \`tests/test_site.py\` opens the
-pages in headless Chromium and fails on any script error or failed request.
+pages in headless Chromium and fails on any script error or failed request;
+\`tests/test_explorers_site.py\` also moves the explorers' controls there.
 
 In the built site, \`_build/html/_static/vendor/\` also holds \`fontawesome/\`: that
 one comes from pydata-sphinx-theme, not from here.
 README
-
-echo "Vendored MathJax $MATHJAX_VERSION into ${target#"$repo_root"/} ($(du -sh "$target" | cut -f1))" >&2

@@ -1,0 +1,24 @@
+"""Pictures, animations and explorers (widgets) for the book's chapters."""
+
+from .animation import OfflineFuncAnimation, offline_jshtml
+from .explorers import conv_explorer, kernel_explorer
+from .galleries import show_feature_maps, show_kernels
+from .kernels import apply_kernel, classic_kernels
+from .png import array_to_png, figure_to_png, png_widget
+from .sliding import draw_convolution, sliding_window_animation
+
+__all__ = [
+    "OfflineFuncAnimation",
+    "apply_kernel",
+    "array_to_png",
+    "classic_kernels",
+    "conv_explorer",
+    "draw_convolution",
+    "figure_to_png",
+    "kernel_explorer",
+    "offline_jshtml",
+    "png_widget",
+    "show_feature_maps",
+    "show_kernels",
+    "sliding_window_animation",
+]
