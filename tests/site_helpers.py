@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -172,3 +172,42 @@ def serve(directory: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# --- headless Chromium, shared by the site tests ----------------------------------
+
+
+class Browser:
+    """One Chromium and one local HTTP server for the module, started on first use."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self.browser = None
+        self.base_url = ""
+
+    def start(self, site: Path):
+        if self.browser is None:
+            if not CHROMIUM.is_file():
+                pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium`", pytrace=False)
+            try:
+                from playwright.sync_api import sync_playwright
+            except ImportError:
+                pytest.fail("playwright is missing: `pip install -e '.[test]'`", pytrace=False)
+            self.base_url = self._stack.enter_context(serve(site))
+            playwright = self._stack.enter_context(sync_playwright())
+            self.browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            self._stack.callback(self.browser.close)
+        return self.browser
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium and local server per test module (see Browser)."""
+    holder = Browser()
+    yield holder
+    holder.close()

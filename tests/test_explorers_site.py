@@ -19,7 +19,6 @@ import hashlib
 import json
 import re
 import time
-from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -106,39 +105,7 @@ def _leaf(state: dict[str, dict], stack: str, indices: list[int]) -> str:
 # --- the browser -------------------------------------------------------------------------
 
 
-class _Browser:
-    """One Chromium and one local HTTP server for the module, started on first use."""
-
-    def __init__(self) -> None:
-        self._stack = ExitStack()
-        self.browser = None
-        self.base_url = ""
-
-    def start(self, site: Path):
-        if self.browser is None:
-            if not sh.CHROMIUM.is_file():
-                pytest.fail(f"{sh.CHROMIUM} is missing: `apt-get install chromium`", pytrace=False)
-            try:
-                from playwright.sync_api import sync_playwright
-            except ImportError:
-                pytest.fail("playwright is missing: `pip install -e '.[test]'`", pytrace=False)
-            self.base_url = self._stack.enter_context(sh.serve(site))
-            playwright = self._stack.enter_context(sync_playwright())
-            self.browser = playwright.chromium.launch(
-                executable_path=str(sh.CHROMIUM), headless=True, args=sh.CHROMIUM_ARGS
-            )
-            self._stack.callback(self.browser.close)
-        return self.browser
-
-    def close(self) -> None:
-        self._stack.close()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    holder = _Browser()
-    yield holder
-    holder.close()
+chromium = sh.chromium  # the shared fixture: one browser per module
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ every request to another host blocked, as a reader without internet would see th
 from __future__ import annotations
 
 import re
-from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -99,39 +98,7 @@ def test_no_page_loads_anything_from_another_host() -> None:
 # --- headless Chromium ---------------------------------------------------------
 
 
-class _Browser:
-    """One Chromium and one local HTTP server for the module, started on first use."""
-
-    def __init__(self) -> None:
-        self._stack = ExitStack()
-        self.browser = None
-        self.base_url = ""
-
-    def start(self, site: Path):
-        if self.browser is None:
-            if not sh.CHROMIUM.is_file():
-                pytest.fail(f"{sh.CHROMIUM} is missing: `apt-get install chromium`", pytrace=False)
-            try:
-                from playwright.sync_api import sync_playwright
-            except ImportError:
-                pytest.fail("playwright is missing: `pip install -e '.[test]'`", pytrace=False)
-            self.base_url = self._stack.enter_context(sh.serve(site))
-            playwright = self._stack.enter_context(sync_playwright())
-            self.browser = playwright.chromium.launch(
-                executable_path=str(sh.CHROMIUM), headless=True, args=sh.CHROMIUM_ARGS
-            )
-            self._stack.callback(self.browser.close)
-        return self.browser
-
-    def close(self) -> None:
-        self._stack.close()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    holder = _Browser()
-    yield holder
-    holder.close()
+chromium = sh.chromium  # the shared fixture: one browser per module
 
 
 def _record_problems(context, page, local_host: str, problems: list[str]) -> None:
@@ -179,7 +146,7 @@ def _math_problems(page) -> list[str]:
 
 
 @pytest.mark.parametrize("doc", BROWSER_PAGES)
-def test_page_renders_in_chromium_without_errors(chromium: _Browser, doc: str) -> None:
+def test_page_renders_in_chromium_without_errors(chromium: sh.Browser, doc: str) -> None:
     site = sh.require_site()
     browser = chromium.start(site)
     problems: list[str] = []
