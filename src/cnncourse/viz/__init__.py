@@ -5,6 +5,7 @@ from .explorers import conv_explorer, kernel_explorer
 from .galleries import show_feature_maps, show_kernels
 from .kernels import apply_kernel, classic_kernels
 from .png import array_to_png, figure_to_png, png_widget
+from .receptive import receptive_field_explorer
 from .sliding import draw_convolution, sliding_window_animation
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "kernel_explorer",
     "offline_jshtml",
     "png_widget",
+    "receptive_field_explorer",
     "show_feature_maps",
     "show_kernels",
     "sliding_window_animation",
