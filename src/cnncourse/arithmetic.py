@@ -54,6 +54,7 @@ Choices this module makes, where the paper leaves room:
 from __future__ import annotations
 
 import html
+import functools
 import inspect
 import logging
 import math
@@ -65,9 +66,7 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import fx, nn
-from torchvision.models.feature_extraction import NodePathTracer
 
 __all__ = [
     "LayerReceptiveField",
@@ -621,7 +620,7 @@ _POINTWISE_MODULES: tuple[type[nn.Module], ...] = (
     # normalisation (see the module docstring for GroupNorm and InstanceNorm); the private bases
     # _BatchNorm, _InstanceNorm and _DropoutNd also cover the Lazy and SyncBatchNorm variants
     nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm,
-    nn.LocalResponseNorm, nn.CrossMapLRN2d, torchvision.ops.FrozenBatchNorm2d,
+    nn.LocalResponseNorm, nn.CrossMapLRN2d,  # + torchvision's FrozenBatchNorm2d, see _torchvision
     # regularisation and channel bookkeeping
     nn.modules.dropout._DropoutNd, nn.ChannelShuffle,
 )
@@ -650,7 +649,7 @@ _POINTWISE_FUNCTIONS: set[Callable] = {
     # regularisation and normalisation
     F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
     F.batch_norm, F.group_norm, F.instance_norm, F.local_response_norm,
-    F.channel_shuffle, torch.channel_shuffle, torchvision.ops.stochastic_depth,
+    F.channel_shuffle, torch.channel_shuffle,  # + torchvision.ops.stochastic_depth, see _torchvision
 }
 
 _POINTWISE_METHODS: set[str] = {
@@ -1027,10 +1026,23 @@ def _input_shape(input_size: Sequence[int]) -> tuple[int, int, int, int]:
     return shape  # type: ignore[return-value]
 
 
+@functools.cache
+def _torchvision():
+    """Import torchvision on first use (it takes seconds) and register its pointwise layers."""
+    global _POINTWISE_MODULES
+    import torchvision
+    from torchvision.models import feature_extraction
+
+    _POINTWISE_MODULES += (torchvision.ops.FrozenBatchNorm2d,)
+    _POINTWISE_FUNCTIONS.add(torchvision.ops.stochastic_depth)
+    return torchvision, feature_extraction
+
+
 def _trace(model: nn.Module) -> tuple[fx.GraphModule, dict[fx.Node, str]]:
     # torchvision's tracer names each node by its module path, the names that
     # create_feature_extractor accepts; torchvision.ops functions stay whole.
-    tracer = NodePathTracer(autowrap_modules=(math, torchvision.ops))
+    torchvision, feature_extraction = _torchvision()
+    tracer = feature_extraction.NodePathTracer(autowrap_modules=(math, torchvision.ops))
     try:
         graph = tracer.trace(model)
     except Exception as err:  # fx raises TraceError, TypeError, RuntimeError... on untraceable code

@@ -28,12 +28,15 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
-from torchvision import datasets
+
+if TYPE_CHECKING:
+    from torchvision.datasets import FashionMNIST
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -88,6 +91,13 @@ def default_data_root() -> Path:
     return Path.cwd() / "data"
 
 
+def _fashion_mnist_class() -> type[FashionMNIST]:
+    # imported on first use: torchvision takes seconds to import, most chapters need only the tensors
+    from torchvision.datasets import FashionMNIST
+
+    return FashionMNIST
+
+
 def _raw_folder(root: Path) -> Path:
     return root / "FashionMNIST" / "raw"
 
@@ -102,7 +112,7 @@ def _online(timeout: float = 3.0) -> bool:
     The probe runs in a thread because a stuck DNS lookup ignores socket
     time-outs; offline, the answer must come at once, not after minutes.
     """
-    url = urlparse(datasets.FashionMNIST.mirrors[0])
+    url = urlparse(_fashion_mnist_class().mirrors[0])
     port = url.port or (443 if url.scheme == "https" else 80)
     reached = threading.Event()
 
@@ -145,7 +155,7 @@ def _unpack_debian(source: Path):
 
 def _download(tmp: Path) -> None:
     for train in (True, False):
-        datasets.FashionMNIST(tmp, train=train, download=True)
+        _fashion_mnist_class()(tmp, train=train, download=True)
 
 
 def prepare_fashion_mnist(
@@ -189,7 +199,7 @@ def prepare_fashion_mnist(
     return root
 
 
-def _as_tensors(dataset: datasets.FashionMNIST) -> tuple[torch.Tensor, torch.Tensor]:
+def _as_tensors(dataset: FashionMNIST) -> tuple[torch.Tensor, torch.Tensor]:
     images = dataset.data.unsqueeze(1).float().div_(255)  # N x 1 x 28 x 28 in [0, 1]
     return images, dataset.targets.clone()
 
@@ -321,8 +331,9 @@ def fashion_mnist(
     if train_size is not None and not 0 < train_size <= 60_000 - val_size:
         raise ValueError(f"train_size must be between 1 and {60_000 - val_size}, got {train_size}")
     root = prepare_fashion_mnist(root, download=download)
-    X_full, y_full = _as_tensors(datasets.FashionMNIST(root, train=True, download=False))
-    X_test, y_test = _as_tensors(datasets.FashionMNIST(root, train=False, download=False))
+    FashionMNIST = _fashion_mnist_class()
+    X_full, y_full = _as_tensors(FashionMNIST(root, train=True, download=False))
+    X_test, y_test = _as_tensors(FashionMNIST(root, train=False, download=False))
 
     order = torch.randperm(len(X_full), generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size], order[val_size:]
