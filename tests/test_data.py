@@ -641,3 +641,18 @@ def test_sample_image_unknown_name_lists_the_choices():
     with pytest.raises(ValueError, match="unknown sample image 'lena'") as excinfo:
         sample_image("lena")
     assert all(name in str(excinfo.value) for name in SAMPLE_IMAGES)
+
+
+def test_can_reach_uses_the_url_port_and_rejects_bare_hosts(monkeypatch):
+    addresses = []
+
+    class Connection:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: addresses.append(address) or Connection())
+    assert data.can_reach("https://download.pytorch.org/models/") is True
+    assert data.can_reach("http://example.org:8080/x") is True
+    assert addresses == [("download.pytorch.org", 443), ("example.org", 8080)]
+    with pytest.raises(ValueError, match="full URL"):
+        data.can_reach("download.pytorch.org")

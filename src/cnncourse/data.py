@@ -106,19 +106,23 @@ def _have_raw(root: Path) -> bool:
     return all((_raw_folder(root) / name).is_file() for name in _IDX_FILES)
 
 
-def _online(timeout: float = 3.0) -> bool:
-    """Can we reach torchvision's Fashion-MNIST mirror within ``timeout`` seconds?
+def can_reach(url: str, timeout: float = 3.0) -> bool:
+    """Can we open a connection to ``url``'s host within ``timeout`` seconds?
 
-    The probe runs in a thread because a stuck DNS lookup ignores socket
-    time-outs; offline, the answer must come at once, not after minutes.
+    Chapters use it to skip, with a message, the cells that need the network
+    (downloading pretrained weights, for instance). The probe runs in a thread
+    because a stuck DNS lookup ignores socket time-outs; offline, the answer
+    must come at once, not after minutes.
     """
-    url = urlparse(_fashion_mnist_class().mirrors[0])
-    port = url.port or (443 if url.scheme == "https" else 80)
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        raise ValueError(f"can_reach needs a full URL such as 'https://download.pytorch.org', got {url!r}")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     reached = threading.Event()
 
     def probe() -> None:
         try:
-            socket.create_connection((url.hostname, port), timeout=timeout).close()
+            socket.create_connection((parsed.hostname, port), timeout=timeout).close()
             reached.set()
         except OSError:
             pass
@@ -127,6 +131,11 @@ def _online(timeout: float = 3.0) -> bool:
     thread.start()
     thread.join(timeout)  # returns as soon as the probe fails or succeeds
     return reached.is_set()
+
+
+def _online(timeout: float = 3.0) -> bool:
+    """Can we reach torchvision's Fashion-MNIST mirror within ``timeout`` seconds?"""
+    return can_reach(_fashion_mnist_class().mirrors[0], timeout)
 
 
 def _install(root: Path, fill) -> None:
