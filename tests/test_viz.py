@@ -150,7 +150,7 @@ def test_draws_into_given_axes():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(input_size=4, kernel_size=5), ValueError, r"kernel 5, more than the padded input 4.*padding >= 1"),
+        (dict(input_size=4, kernel_size=5), ValueError, r"height: the kernel spans 5 pixels but the padded input has 4.*padding >= 1"),
         (dict(input_size=3, kernel_size=3, dilation=2), ValueError, r"spans 5 pixels.*padding >= 1"),
         (dict(input_size=5, kernel_size=3, position=(3, 0)), ValueError, r"outside the 3x3 output"),
         (dict(input_size=5, kernel_size=3, stride=0), ValueError, r"stride must be >= 1"),

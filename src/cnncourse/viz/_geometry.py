@@ -1,8 +1,7 @@
 """Where a convolution's window goes: the arithmetic behind the pictures and explorers.
 
-The pictures need only a little of it (sizes, which cells a window touches, which
-input pixels no window ever touches), so it is computed here rather than taken from
-``cnncourse.arithmetic``: the drawings do not depend on the layers they illustrate.
+The sizes come from ``cnncourse.arithmetic``; this module adds what only the pictures
+need: which cells a window touches and which input pixels no window ever touches.
 """
 
 from __future__ import annotations
@@ -11,6 +10,8 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
+
+from ..arithmetic import conv_output_size
 
 Pair = tuple[int, int]
 
@@ -87,20 +88,16 @@ class ConvGeometry:
     def output_size(self) -> Pair:
         """``floor((n + 2p - d(k - 1) - 1) / s) + 1`` for height and width."""
         return tuple(
-            (n + 2 * p - d * (k - 1) - 1) // s + 1
+            conv_output_size(n, k, s, p, d)
             for n, k, s, p, d in zip(self.input_size, self.kernel_size, self.stride, self.padding, self.dilation)
         )
 
     def _check_fits(self) -> None:
-        for dim, n, e, p, k, d in zip(_DIMS, self.input_size, self.extent, self.padding, self.kernel_size,
-                                      self.dilation):
-            if e > n + 2 * p:
-                need = -(-(e - n) // 2)  # ceil((e - n) / 2)
-                spans = f"kernel {k} with dilation {d} spans {e} pixels" if d > 1 else f"kernel {k}"
-                raise ValueError(
-                    f"{spans}, more than the padded input {n + 2 * p} ({dim} {n} plus 2 x padding {p}): "
-                    f"use padding >= {need}, a smaller kernel or less dilation"
-                )
+        for dim, *args in zip(_DIMS, self.input_size, self.kernel_size, self.stride, self.padding, self.dilation):
+            try:
+                conv_output_size(*args)
+            except ValueError as err:
+                raise ValueError(f"{dim}: {err}") from None
 
     def window(self, position: Pair) -> list[Pair]:
         """The padded-grid cells ``(row, column)`` that the kernel touches for one output cell."""
