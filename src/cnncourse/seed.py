@@ -42,7 +42,10 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True)
-    else:
+    elif torch.are_deterministic_algorithms_enabled():
+        # only when needed: the first call costs about 2 s (torch imports its compiler stack)
         torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.deterministic = False
+    else:
         torch.backends.cudnn.deterministic = False
     return seed
