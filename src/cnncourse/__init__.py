@@ -9,8 +9,10 @@ from .arithmetic import (
     same_padding,
 )
 from .device import describe_device, get_device
+from .models import create_model, list_models
 from .notebook import fast_profile
 from .seed import seed_everything
+from .summary_table import summary
 from .training import History, evaluate, fit, predict
 
 __all__ = [
@@ -21,12 +23,15 @@ __all__ = [
     "pool_output_size",
     "receptive_field",
     "same_padding",
+    "create_model",
     "describe_device",
     "evaluate",
     "fast_profile",
     "fit",
     "get_device",
+    "list_models",
     "predict",
     "seed_everything",
+    "summary",
 ]
 __version__ = "0.1.0"

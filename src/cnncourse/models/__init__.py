@@ -1,5 +1,110 @@
-"""Models: a small CNN for the training chapters and the architecture line."""
+"""Models: a small CNN for the training chapters and the architecture line.
 
+Every builder takes ``num_classes`` and ``in_channels`` and is registered by
+name: :func:`list_models` lists them, :func:`create_model` builds one. The
+ImageNet builders (``alexnet``, ``vgg16``, ``googlenet``, ``resnet50``, ...)
+match torchvision's parameter for parameter; the compact ones (``lenet5``,
+``alexnet_small``, ``vgg_small``, ``googlenet_small``, ``resnet20``,
+``plain20``, ``se_resnet20``, ...) are sized for 28 x 28 Fashion-MNIST on a CPU.
+"""
+
+from .alexnet import AlexNet, alexnet, alexnet_small
+from .googlenet import (
+    BasicConv2d,
+    GoogLeNet,
+    GoogLeNetOutputs,
+    Inception,
+    InceptionAux,
+    SmallGoogLeNet,
+    googlenet,
+    googlenet_small,
+)
+from .lenet import LeNet5, lenet5
+from .registry import create_model, list_models, register_model
+from .resnet import (
+    BasicBlock,
+    Bottleneck,
+    CifarResNet,
+    ResNet,
+    ZeroPadShortcut,
+    plain20,
+    plain32,
+    plain44,
+    plain56,
+    resnet18,
+    resnet20,
+    resnet32,
+    resnet34,
+    resnet44,
+    resnet50,
+    resnet56,
+    resnet101,
+    resnet110,
+    resnet152,
+)
+from .senet import (
+    SqueezeExcitation,
+    se_resnet18,
+    se_resnet20,
+    se_resnet34,
+    se_resnet50,
+    se_resnet101,
+    se_resnet152,
+    squeeze_excitation,
+)
 from .simple import simple_cnn
+from .vgg import VGG, make_layers, vgg11, vgg13, vgg16, vgg19, vgg_small
 
-__all__ = ["simple_cnn"]
+__all__ = [
+    "AlexNet",
+    "BasicBlock",
+    "BasicConv2d",
+    "Bottleneck",
+    "CifarResNet",
+    "GoogLeNet",
+    "GoogLeNetOutputs",
+    "Inception",
+    "InceptionAux",
+    "LeNet5",
+    "ResNet",
+    "SmallGoogLeNet",
+    "SqueezeExcitation",
+    "VGG",
+    "ZeroPadShortcut",
+    "alexnet",
+    "alexnet_small",
+    "create_model",
+    "googlenet",
+    "googlenet_small",
+    "lenet5",
+    "list_models",
+    "make_layers",
+    "plain20",
+    "plain32",
+    "plain44",
+    "plain56",
+    "register_model",
+    "resnet18",
+    "resnet20",
+    "resnet32",
+    "resnet34",
+    "resnet44",
+    "resnet50",
+    "resnet56",
+    "resnet101",
+    "resnet110",
+    "resnet152",
+    "se_resnet18",
+    "se_resnet20",
+    "se_resnet34",
+    "se_resnet50",
+    "se_resnet101",
+    "se_resnet152",
+    "simple_cnn",
+    "squeeze_excitation",
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg_small",
+]
