@@ -12,6 +12,16 @@ from torch import nn
 matplotlib.use("Agg")  # no display on CI machines; must happen before pyplot is imported
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module on one thread: on tensors this small, a second thread costs more than it gives
+    (several times more on a busy machine). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def blobs() -> tuple[torch.Tensor, torch.Tensor]:
     """90 tiny images (N x 1 x 4 x 4) from 3 far-apart Gaussian blobs: linearly separable.

@@ -20,17 +20,7 @@ from cnncourse.layers import AvgPool2d, Conv2d, MaxPool2d, avg_pool2d, col2im, c
 IMPLS = ("loops", "im2col")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run these tiny tensors on one thread: faster, and immune to a busy machine.
-
-    With two OpenMP threads, each small reduction waits for the second thread,
-    which takes milliseconds when another process holds the other core.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # (stride, padding, dilation): ints, pairs, "same" and "valid"
 CONV_SETTINGS = [

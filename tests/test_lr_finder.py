@@ -22,12 +22,7 @@ from cnncourse.training import LRRangeTest, fit, lr_range_test
 from cnncourse.training.lr_finder import ema
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def batches(X, y, size):

@@ -40,13 +40,7 @@ from cnncourse.training.metrics import resolve_metrics
 fit = partial(fit, progress=False)  # keep the test log free of progress bars
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """On tensors this small, a second thread costs more than it gives (several times on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def batches(X: torch.Tensor, y: torch.Tensor, size: int | list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
