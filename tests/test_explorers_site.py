@@ -3,8 +3,8 @@
 On the website no kernel runs: the page holds the widget state that the build
 saved, every precomputed picture included, and the vendored widget manager
 renders it and runs the ``jslink``s between controls and stacks. These tests open
-each chapter that uses an explorer (``kernel_explorer(`` or ``conv_explorer(`` in
-its notebook), move a control the way a reader would (choose from the list, press
+each chapter that uses an explorer (``kernel_explorer(``, ``conv_explorer(`` or
+``augmentation_explorer(`` in its notebook), move a control the way a reader would (choose from the list, press
 an arrow key on a slider), and check that the picture on screen changes to the
 precomputed state for the new setting, read from the page's saved widget state.
 As in tests/test_site.py, every request to another host is blocked and reported,
@@ -29,6 +29,7 @@ try:  # tests/ may or may not be a package
 except ImportError:
     import site_helpers as sh
 
+from cnncourse.viz.augmentation import AUGMENTATION_EXPLORER_CLASS
 from cnncourse.viz.explorers import CONV_EXPLORER_CLASS, KERNEL_EXPLORER_CLASS, STATES_CLASS
 
 pytestmark = pytest.mark.site
@@ -260,6 +261,48 @@ def test_conv_explorer_sliders_switch_the_picture(open_page, doc: str) -> None:
     formula = explorer.locator(".cnncourse-formula").inner_text()
     assert "/ 2\u230b" in formula, f"the formula does not show stride 2: {formula!r}"
     _shot(explorer, f"explorer-{doc.replace('/', '-')}-conv-after")
+    _check_rendered_offline(problems, requests, doc)
+
+
+@pytest.mark.parametrize("doc", _cases("augmentation_explorer("))
+def test_augmentation_explorer_list_and_slider_switch_the_draws(open_page, doc: str) -> None:
+    state = _widget_state(sh.site_dir() / f"{doc}.html")
+    explorers = _with_class(state, AUGMENTATION_EXPLORER_CLASS)
+    assert explorers, f"{doc} calls augmentation_explorer but its page saved no widget state for one"
+    stack = _states_stack(state, explorers[0])
+    labels = state[_under(state, explorers[0], "DropdownModel")[0]]["state"]["_options_labels"]
+
+    page, problems, requests = open_page(doc)
+    explorer = page.locator(f".{AUGMENTATION_EXPLORER_CLASS}").first
+    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
+                        f"{doc}: the augmentation explorer")
+    handle = explorer.locator(".noUi-handle")
+    assert handle.count() == 1, "expected one slider, for the strength"
+
+    def strength() -> int:
+        return int(float(handle.get_attribute("aria-valuenow")))
+
+    digest = _digest(picture)
+    assert digest == _image_digest(state, _leaf(state, stack, [0, strength()])), (
+        "the draws shown are not the precomputed state of the first transform at the initial strength"
+    )
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-augmentation-before")
+
+    target = min(2, len(labels) - 1)
+    explorer.locator("select").select_option(label=labels[target])  # what a reader does
+    digest = _wait_for_new_picture(picture, digest, f"{doc}: transform {labels[target]!r}")
+    assert digest == _image_digest(state, _leaf(state, stack, [target, strength()])), (
+        f"{doc}: after choosing {labels[target]!r} the picture is not that transform's precomputed draws"
+    )
+    was = strength()
+    handle.focus()
+    page.keyboard.press("ArrowLeft" if was else "ArrowRight")
+    assert strength() != was, "the arrow key did not move the strength slider"
+    digest = _wait_for_new_picture(picture, digest, f"{doc}: strength index {strength()}")
+    assert digest == _image_digest(state, _leaf(state, stack, [target, strength()])), (
+        f"{doc}: with the strength at index {strength()} the picture is not that state's"
+    )
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-augmentation-after")
     _check_rendered_offline(problems, requests, doc)
 
 
