@@ -103,6 +103,14 @@ def _leaf(state: dict[str, dict], stack: str, indices: list[int]) -> str:
     return node
 
 
+def _saved_explorer(doc: str, css_class: str, call: str) -> tuple[dict[str, dict], str, str]:
+    """The page's saved widget state, its first explorer of ``css_class`` and that explorer's stack of states."""
+    state = _widget_state(sh.site_dir() / f"{doc}.html")
+    explorers = _with_class(state, css_class)
+    assert explorers, f"{doc} calls {call} but its page saved no widget state for one"
+    return state, explorers[0], _states_stack(state, explorers[0])
+
+
 # --- the browser -------------------------------------------------------------------------
 
 
@@ -196,11 +204,8 @@ def _check_rendered_offline(problems: list[str], requests: list[str], doc: str) 
 
 @pytest.mark.parametrize("doc", _cases("kernel_explorer("))
 def test_kernel_explorer_list_switches_the_feature_map(open_page, doc: str) -> None:
-    state = _widget_state(sh.site_dir() / f"{doc}.html")
-    explorers = _with_class(state, KERNEL_EXPLORER_CLASS)
-    assert explorers, f"{doc} calls kernel_explorer but its page saved no widget state for one"
-    stack = _states_stack(state, explorers[0])
-    dropdown = _under(state, explorers[0], "DropdownModel")[0]
+    state, saved, stack = _saved_explorer(doc, KERNEL_EXPLORER_CLASS, "kernel_explorer")
+    dropdown = _under(state, saved, "DropdownModel")[0]
     labels = state[dropdown]["state"]["_options_labels"]
 
     page, problems, requests = open_page(doc)
@@ -223,10 +228,7 @@ def test_kernel_explorer_list_switches_the_feature_map(open_page, doc: str) -> N
 
 @pytest.mark.parametrize("doc", _cases("conv_explorer("))
 def test_conv_explorer_sliders_switch_the_picture(open_page, doc: str) -> None:
-    state = _widget_state(sh.site_dir() / f"{doc}.html")
-    explorers = _with_class(state, CONV_EXPLORER_CLASS)
-    assert explorers, f"{doc} calls conv_explorer but its page saved no widget state for one"
-    stack = _states_stack(state, explorers[0])
+    state, saved, stack = _saved_explorer(doc, CONV_EXPLORER_CLASS, "conv_explorer")
 
     page, problems, requests = open_page(doc)
     explorer = page.locator(f".{CONV_EXPLORER_CLASS}").first
@@ -266,11 +268,8 @@ def test_conv_explorer_sliders_switch_the_picture(open_page, doc: str) -> None:
 
 @pytest.mark.parametrize("doc", _cases("augmentation_explorer("))
 def test_augmentation_explorer_list_and_slider_switch_the_draws(open_page, doc: str) -> None:
-    state = _widget_state(sh.site_dir() / f"{doc}.html")
-    explorers = _with_class(state, AUGMENTATION_EXPLORER_CLASS)
-    assert explorers, f"{doc} calls augmentation_explorer but its page saved no widget state for one"
-    stack = _states_stack(state, explorers[0])
-    labels = state[_under(state, explorers[0], "DropdownModel")[0]]["state"]["_options_labels"]
+    state, saved, stack = _saved_explorer(doc, AUGMENTATION_EXPLORER_CLASS, "augmentation_explorer")
+    labels = state[_under(state, saved, "DropdownModel")[0]]["state"]["_options_labels"]
 
     page, problems, requests = open_page(doc)
     explorer = page.locator(f".{AUGMENTATION_EXPLORER_CLASS}").first

@@ -27,6 +27,11 @@ from cnncourse.models import (
     squeeze_excitation,
 )
 
+try:  # tests/ may or may not be a package
+    from .meta_models import on_meta
+except ImportError:
+    from meta_models import on_meta
+
 torchvision = pytest.importorskip("torchvision")
 
 IMAGENET = [
@@ -43,18 +48,6 @@ COMPACT = [
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-_BUILT: dict[tuple, nn.Module] = {}
-
-
-def on_meta(name: str, **kwargs) -> nn.Module:
-    """Build a model on the meta device (shapes only: no memory, no initialisation), once per test session."""
-    key = (name, tuple(sorted(kwargs.items())))
-    if key not in _BUILT:
-        with torch.device("meta"):
-            _BUILT[key] = create_model(name, **kwargs)
-    return _BUILT[key]
 
 
 def torchvision_on_meta(name: str, **kwargs) -> nn.Module:

@@ -10,18 +10,12 @@ import cnncourse
 from cnncourse import create_model, receptive_field, summary
 from cnncourse.summary_table import LayerSummary, ModelSummary, layer_macs
 
+try:  # tests/ may or may not be a package
+    from .meta_models import on_meta
+except ImportError:
+    from meta_models import on_meta
+
 torchvision = pytest.importorskip("torchvision")
-
-_BUILT: dict[tuple, nn.Module] = {}
-
-
-def on_meta(name: str, **kwargs) -> nn.Module:
-    """Build an ImageNet-size model on the meta device (no memory, no arithmetic), once per session."""
-    key = (name, tuple(sorted(kwargs.items())))
-    if key not in _BUILT:
-        with torch.device("meta"):
-            _BUILT[key] = create_model(name, **kwargs)
-    return _BUILT[key]
 
 
 def gmacs(name: str, **kwargs) -> float:
