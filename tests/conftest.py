@@ -10,6 +10,14 @@ import torch
 from torch import nn
 
 matplotlib.use("Agg")  # no display on CI machines; must happen before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test leaves open (matplotlib keeps them all, and warns past 20)."""
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="module")

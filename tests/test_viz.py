@@ -37,28 +37,16 @@ from cnncourse.viz import (
 )
 from cnncourse.viz._geometry import ConvGeometry
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def walk(widget: widgets.Widget):
-    """The widget and everything under it (children of boxes and stacks)."""
-    yield widget
-    for child in getattr(widget, "children", ()):
-        yield from walk(child)
+try:  # tests/ may or may not be a package
+    from .widget_helpers import decode, recording_jslinks, walk
+except ImportError:
+    from widget_helpers import decode, recording_jslinks, walk
 
 
 def only(widget: widgets.Widget, kind: type) -> widgets.Widget:
     found = [w for w in walk(widget) if isinstance(w, kind)]
     assert len(found) == 1, f"expected one {kind.__name__}, found {len(found)}"
     return found[0]
-
-
-def decode(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)))
 
 
 def texts(fig: Figure) -> list[str]:
@@ -335,17 +323,10 @@ def test_apply_kernel_accepts_numpy_layouts_and_rejects_bad_input():
 
 
 @pytest.fixture
-def recorded_links(monkeypatch):
+def recorded_links():
     """Record every jslink an explorer makes (as (source, target) pairs) and still make it."""
-    links = []
-    original = widgets.jslink
-
-    def record(source, target):
-        links.append((source, target))
-        return original(source, target)
-
-    monkeypatch.setattr(widgets, "jslink", record)
-    return links
+    with recording_jslinks() as links:
+        yield links
 
 
 def test_kernel_explorer_states_match_direct_computation(recorded_links):
@@ -414,13 +395,8 @@ SMALL = dict(kernel_sizes=(1, 2, 3, 4), strides=(1, 2), paddings=(0, 1), dilatio
 @pytest.fixture(scope="module")
 def small_explorer():
     """A 3x3 input, where some kernels do not fit: 32 states."""
-    links = []
-    original = widgets.jslink
-    widgets.jslink = lambda source, target: links.append((source, target)) or original(source, target)
-    try:
+    with recording_jslinks() as links:
         explorer = conv_explorer(3, width=300, **SMALL)
-    finally:
-        widgets.jslink = original
     yield explorer, links
     plt.close("all")
 

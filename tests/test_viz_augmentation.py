@@ -6,14 +6,12 @@ and compared with the transform recomputed under the same seed.
 
 from __future__ import annotations
 
-import io
 import itertools
 
 import ipywidgets as widgets
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torchvision.transforms import v2
 
 from cnncourse.augment import SaltAndPepper
@@ -26,6 +24,11 @@ from cnncourse.viz.augmentation import (
 )
 from cnncourse.viz.explorers import MAX_STATES, STATES_CLASS
 
+try:  # tests/ may or may not be a package
+    from .widget_helpers import decode, recording_jslinks, walk
+except ImportError:
+    from widget_helpers import decode, recording_jslinks, walk
+
 IMAGES = torch.rand(2, 1, 12, 20, generator=torch.Generator().manual_seed(0))  # not square
 AUGMENTATIONS = {
     "flip": lambda s: v2.RandomHorizontalFlip(p=s),
@@ -36,25 +39,10 @@ STRENGTHS = (0.5, 1.0)
 DRAWS = 3
 
 
-def walk(widget: widgets.Widget):
-    yield widget
-    for child in getattr(widget, "children", ()):
-        yield from walk(child)
-
-
-def decode(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)))
-
-
 @pytest.fixture(scope="module")
 def explorer_and_links():
-    links = []
-    original = widgets.jslink
-    widgets.jslink = lambda source, target: links.append((source, target)) or original(source, target)
-    try:
+    with recording_jslinks() as links:
         explorer = augmentation_explorer(IMAGES, AUGMENTATIONS, strengths=STRENGTHS, draws=DRAWS, seed=3)
-    finally:
-        widgets.jslink = original
     return explorer, links
 
 

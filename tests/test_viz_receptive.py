@@ -6,7 +6,6 @@ checked against the table that :func:`cnncourse.receptive_field` computes.
 
 from __future__ import annotations
 
-import io
 import itertools
 import re
 
@@ -16,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.colors import to_rgb
-from PIL import Image
 from torch import nn
 
 from cnncourse import receptive_field
@@ -24,21 +22,10 @@ from cnncourse.arithmetic import Region
 from cnncourse.viz.explorers import MAX_STATES
 from cnncourse.viz.receptive import _OUTPUT_FACE, _WINDOW_EDGE, _plan, receptive_field_explorer
 
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def walk(widget: widgets.Widget):
-    yield widget
-    for child in getattr(widget, "children", ()):
-        yield from walk(child)
-
-
-def decode(png: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+try:  # tests/ may or may not be a package
+    from .widget_helpers import decode, recording_jslinks, walk
+except ImportError:
+    from widget_helpers import decode, recording_jslinks, walk
 
 
 def small_model() -> nn.Sequential:
@@ -56,13 +43,8 @@ POSITIONS = 3
 
 @pytest.fixture(scope="module")
 def explorer_and_links():
-    links = []
-    original = widgets.jslink
-    widgets.jslink = lambda source, target: links.append((source, target)) or original(source, target)
-    try:
+    with recording_jslinks() as links:
         explorer = receptive_field_explorer(small_model(), IMAGE, layers=LAYERS, positions=POSITIONS, width=240)
-    finally:
-        widgets.jslink = original
     yield explorer, links
     plt.close("all")
 
@@ -148,7 +130,7 @@ def test_pictures_share_one_size_and_keep_the_diagram_colours(explorer_and_links
     images = [w for w in walk(explorer) if isinstance(w, widgets.Image)]
     assert len(images) == len(LAYERS) * POSITIONS**2
     assert len({id(image.layout) for image in images}) == 1  # one shared Layout model
-    decoded = [decode(image.value) for image in images]
+    decoded = [decode(image.value, "RGB") for image in images]
     assert len({picture.shape for picture in decoded}) == 1
     for name in (_OUTPUT_FACE, _WINDOW_EDGE):  # the palette keeps them exact in every state
         colour = np.round(np.array(to_rgb(name)) * 255).astype(np.uint8)
