@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from ..augment import SaltAndPepper
-from .explorers import MAX_STATES, STATES_CLASS, _nested_stacks, _shrink
+from .explorers import MAX_STATES, _explorer, _nested_stacks, _shrink
 from .kernels import as_image
 from .png import array_to_png, png_widget
 
@@ -204,17 +204,14 @@ def augmentation_explorer(
                                      style={"description_width": "6.5em"})
     controls = [choice, slider]
     stack = _nested_stacks((0, middle), (len(names), len(strengths)), leaf, controls)
-    stack.add_class(STATES_CLASS)
-    help_text = widgets.HTML(
-        "<small>Each row is one image: first as it is, then as the transform draws it at random, a new draw "
+    return _explorer(
+        [widgets.VBox(controls), stack],
+        AUGMENTATION_EXPLORER_CLASS,
+        "Each row is one image: first as it is, then as the transform draws it at random, a new draw "
         "per copy (what a network sees in different epochs). The draws are seeded and the same for every "
         "strength, so moving the slider shows what the strength changes. Every state is precomputed, so the "
-        "controls work on the website as well as in a notebook.</small>",
-        layout=widgets.Layout(max_width="46em"),
+        "controls work on the website as well as in a notebook.",
     )
-    explorer = widgets.VBox([widgets.VBox(controls), stack, help_text])
-    explorer.add_class(AUGMENTATION_EXPLORER_CLASS)
-    return explorer
 
 
 def _augmented_copies(

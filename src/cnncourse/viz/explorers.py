@@ -112,18 +112,16 @@ def kernel_explorer(
 
     original = widgets.VBox([widgets.HTML("<b>image</b>"), png_widget(array_to_png(picture))],
                             layout=widgets.Layout(margin="0 1.5em 0 0"))
-    help_text = widgets.HTML(
-        "<small>The feature map is the image filtered with the kernel: each pixel becomes the "
+    return _explorer(
+        [choice, widgets.HBox([original, stack])],
+        KERNEL_EXPLORER_CLASS,
+        "The feature map is the image filtered with the kernel: each pixel becomes the "
         "sum of its 3&times;3 neighbourhood weighted by the nine numbers (borders repeated, "
         "results clipped to the visible range 0&ndash;1). Choose a kernel from the list. "
         "<b>Editing the nine numbers works only in a running notebook</b> (Jupyter or Colab), "
         "where the map is recomputed; on the website the maps are precomputed, so there only "
-        "the list changes the picture.</small>",
-        layout=widgets.Layout(max_width="46em"),
+        "the list changes the picture.",
     )
-    explorer = widgets.VBox([choice, widgets.HBox([original, stack]), help_text])
-    explorer.add_class(KERNEL_EXPLORER_CLASS)
-    return explorer
 
 
 def conv_explorer(
@@ -217,18 +215,15 @@ def conv_explorer(
     ]
     stack = _nested_stacks([s.index for s in sliders], [len(v) for v in options.values()],
                            lambda index: state(tuple(v[i] for v, i in zip(options.values(), index))), sliders)
-    stack.add_class(STATES_CLASS)
-    help_text = widgets.HTML(
-        "<small>The picture shows the input (padding in grey), the cells the kernel touches for the "
+    return _explorer(
+        [widgets.VBox(sliders), stack],
+        CONV_EXPLORER_CLASS,
+        "The picture shows the input (padding in grey), the cells the kernel touches for the "
         "first output pixel (blue; a dashed frame is the span of a dilated kernel) and that output "
         "pixel (orange). Hatched input pixels are never used by any window: the division in the "
         "formula rounds down. Every combination is precomputed, so the sliders work on the website "
-        "as well as in a notebook.</small>",
-        layout=widgets.Layout(max_width="46em"),
+        "as well as in a notebook.",
     )
-    explorer = widgets.VBox([widgets.VBox(sliders), stack, help_text])
-    explorer.add_class(CONV_EXPLORER_CLASS)
-    return explorer
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -243,7 +238,8 @@ def _nested_stacks(
     """Stacks nested one level per control, the leaves built by ``leaf(indices)``.
 
     Control ``k`` is ``jslink``-ed from its ``index`` to the ``selected_index`` of
-    every stack at depth ``k``, so the browser alone picks the leaf.
+    every stack at depth ``k``, so the browser alone picks the leaf. The top stack
+    carries ``STATES_CLASS``, by which the site tests find the states.
     """
     levels: list[list[widgets.Stack]] = [[] for _ in counts]
     layout = widgets.Layout()  # shared: one model for every stack
@@ -261,7 +257,16 @@ def _nested_stacks(
     for control, stacks in zip(controls, levels):
         for stack in stacks:
             widgets.jslink((control, "index"), (stack, "selected_index"))
+    top.add_class(STATES_CLASS)
     return top
+
+
+def _explorer(rows: Sequence[widgets.Widget], css_class: str, help_html: str) -> widgets.VBox:
+    """Assemble an explorer: its rows, then a short help text, in a box tagged ``css_class``."""
+    help_text = widgets.HTML(f"<small>{help_html}</small>", layout=widgets.Layout(max_width="46em"))
+    explorer = widgets.VBox([*rows, help_text])
+    explorer.add_class(css_class)
+    return explorer
 
 
 def _recompute_map(picture: torch.Tensor, cells: list[widgets.FloatText], target: widgets.Image):

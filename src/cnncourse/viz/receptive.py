@@ -32,7 +32,7 @@ from PIL import Image
 from torch import nn
 
 from ..arithmetic import LayerReceptiveField, ReceptiveField, Region, receptive_field
-from .explorers import MAX_STATES, _nested_stacks
+from .explorers import MAX_STATES, _explorer, _nested_stacks
 from .kernels import as_image
 from .png import png_widget
 
@@ -188,20 +188,18 @@ def receptive_field_explorer(
     controls = [choice, *sliders]
     counts = (len(plan.rows), positions, positions)
     stack = _nested_stacks(initial, counts, leaf, controls)
-    help_text = widgets.HTML(
-        "<small>Choose a layer and move the unit across its feature map (right, orange): the sliders go "
+    drawing.close()
+    return _explorer(
+        [widgets.VBox(controls), stack],
+        "cnncourse-receptive-field-explorer",
+        "Choose a layer and move the unit across its feature map (right, orange): the sliders go "
         f"from the first to the last row and column in {positions} steps. On the input (left), the blue "
         "square is the region the unit sees, its receptive field, and the rest of the image is veiled; a "
         "dashed outline continues the window "
         "where it reaches past the border into the zero padding (grey), and a cross marks the window's "
         "centre. Every state is precomputed, so the controls work on the website as well as in a "
-        "notebook.</small>",
-        layout=widgets.Layout(max_width="46em"),
+        "notebook.",
     )
-    drawing.close()
-    explorer = widgets.VBox([widgets.VBox(controls), stack, help_text])
-    explorer.add_class("cnncourse-receptive-field-explorer")
-    return explorer
 
 
 # --- what to show ----------------------------------------------------------------------
