@@ -1,0 +1,503 @@
+"""The model zoo: the compact architectures, trained on Fashion-MNIST by recorded recipes.
+
+Each entry is a :class:`Recipe` (which model, how long, which optimizer
+settings) and, once trained, two files under ``data/zoo/``:
+
+* ``NAME.pt``, the weights (a ``state_dict``; in half precision where the
+  recipe says so, to keep the repository small);
+* ``NAME.json``, the metadata: the recipe, the training history of every
+  epoch, the test accuracy of the *stored* weights, the parameter and
+  multiply-accumulate counts, where and how long it trained, and the commit.
+
+``SHA256SUMS`` in the same folder lists both files' checksums (it is the
+format ``sha256sum -c`` reads); loading checks them, so a corrupted or
+hand-edited file fails loudly instead of teaching wrong numbers.
+
+Every file is made by one command, ``python -m cnncourse.zoo train NAME``, and
+``python -m cnncourse.zoo verify`` (and ``tests/test_zoo.py``) re-evaluates
+every checkpoint on the test set and compares with the recorded accuracy.
+
+Example:
+    >>> from cnncourse import zoo
+    >>> zoo.recipe("resnet20").model
+    'resnet20'
+    >>> model = zoo.load_pretrained("resnet20")  # doctest: +SKIP
+    >>> zoo.load_info("resnet20").test_accuracy  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .augment import shift_and_flip
+from .data import DataSplits, fashion_mnist, tensor_loader
+from .device import describe_device, get_device
+from .models import create_model
+from .seed import seed_everything
+from .summary_table import summary
+from .training import History, evaluate, fit
+
+__all__ = [
+    "Recipe",
+    "ZooInfo",
+    "available",
+    "build",
+    "load_info",
+    "load_pretrained",
+    "names",
+    "recipe",
+    "save",
+    "train",
+    "verify",
+    "zoo_dir",
+]
+
+log = logging.getLogger(__name__)
+
+#: Fashion-MNIST's input shape, batch included, for the parameter and MAC counts.
+INPUT_SIZE = (1, 1, 28, 28)
+#: Accuracy a re-evaluated checkpoint may differ from its record by (a few of 10 000 test images:
+#: float32 sums in another order, on another CPU).
+TOLERANCE = 5e-4
+CHECKSUMS = "SHA256SUMS"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one zoo entry is trained: a one-cycle schedule over SGD (Nesterov) or AdamW.
+
+    Attributes:
+        model: Registry name of the architecture (see :func:`~cnncourse.list_models`).
+        model_kwargs: Extra arguments for the builder (e.g. ``widths``).
+        epochs: Passes over the training images.
+        batch_size: Examples per step.
+        optimizer: ``"sgd"`` (with Nesterov momentum) or ``"adamw"`` (for the
+            networks without batch normalization that SGD cannot get moving
+            from their default initialization, such as the small AlexNet).
+        lr: Peak learning rate of the one-cycle schedule (warm-up for the first
+            quarter of the steps, cosine decay to almost zero after it).
+        momentum: Nesterov momentum of SGD (unused by AdamW).
+        weight_decay: SGD's L2 penalty, or AdamW's decoupled weight decay.
+        label_smoothing: Of the cross-entropy loss.
+        augment: Shift each image up to 2 pixels and mirror half of them
+            (:func:`~cnncourse.augment.shift_and_flip`), freshly every epoch.
+        train_size: Training images used (``None``: all 50 000 left after the
+            10 000-image validation split).
+        half: Store the weights in float16 (for the larger models).
+        seed: Seeds the weights, the shuffling and the augmentation.
+        note: One line on why the entry exists.
+    """
+
+    model: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    augment: bool = True
+    train_size: int | None = None
+    half: bool = False
+    seed: int = 0
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_NARROW = {"widths": (8, 16, 32)}
+_DEGRADATION = dict(epochs=5, train_size=15_000, augment=False, weight_decay=1e-4)
+
+RECIPES: dict[str, Recipe] = {
+    "lenet5": Recipe("lenet5", epochs=15, lr=0.05, augment=False, weight_decay=1e-4,
+                     note="LeNet-5 as published: tanh, average pooling, 61 706 parameters"),
+    "alexnet_small": Recipe("alexnet_small", epochs=20, optimizer="adamw", lr=2e-3, weight_decay=0.01,
+                            note="AlexNet's ideas (ReLU, max pooling, dropout) at 28 x 28"),
+    "vgg_small": Recipe("vgg_small", {"batch_norm": True}, epochs=20, lr=0.05,
+                        note="VGG blocks of 3 x 3 convolutions, with batch normalization"),
+    "googlenet_small": Recipe("googlenet_small", epochs=20, note="Inception modules at 28 x 28"),
+    "resnet20": Recipe("resnet20", epochs=30, note="the CIFAR ResNet-20 of He et al. (2016)"),
+    "se_resnet20": Recipe("se_resnet20", epochs=30, note="ResNet-20 with squeeze-and-excitation, r = 16"),
+    # chapter 14's degradation experiment: training error of plain and residual nets at 20 and 56 layers
+    "plain20_narrow": Recipe("plain20", _NARROW, **_DEGRADATION, note="degradation experiment, plain"),
+    "plain56_narrow": Recipe("plain56", _NARROW, **_DEGRADATION, note="degradation experiment, plain"),
+    "resnet20_narrow": Recipe("resnet20", _NARROW, **_DEGRADATION, note="degradation experiment, residual"),
+    "resnet56_narrow": Recipe("resnet56", _NARROW, **_DEGRADATION, note="degradation experiment, residual"),
+}
+
+
+@dataclass(frozen=True)
+class ZooInfo:
+    """What ``NAME.json`` records about a trained entry.
+
+    Attributes:
+        name: The entry.
+        recipe: The :class:`Recipe` it was trained with (``epochs`` as run).
+        history: Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+            ``lr`` and ``time`` (seconds, validation included).
+        test_accuracy: Of the stored weights on the 10 000 test images.
+        test_loss: Mean cross-entropy on them.
+        params: Number of parameters.
+        macs: Multiply-accumulates of one 28 x 28 image.
+        device: Where it trained, in words.
+        train_seconds: Wall time of the whole training.
+        seconds_per_epoch: Mean epoch time (validation included).
+        commit: The git commit of the code that trained it.
+        sha256: Checksum of ``NAME.pt``.
+        created: When it was saved (UTC, ISO 8601).
+        torch_version: The torch that trained it.
+    """
+
+    name: str
+    recipe: Recipe
+    history: History
+    test_accuracy: float
+    test_loss: float
+    params: int
+    macs: int
+    device: str
+    train_seconds: float
+    seconds_per_epoch: float
+    commit: str
+    sha256: str
+    created: str
+    torch_version: str
+
+
+def names() -> list[str]:
+    """Every zoo entry, in the book's order (trained or not)."""
+    return list(RECIPES)
+
+
+def recipe(name: str) -> Recipe:
+    """Return the :class:`Recipe` of entry ``name``."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise KeyError(f"no zoo entry {name!r}; the entries are: {', '.join(RECIPES)}") from None
+
+
+def build(name: str) -> nn.Module:
+    """An untrained model of entry ``name``, as its recipe builds it."""
+    r = recipe(name)
+    return create_model(r.model, **r.model_kwargs)
+
+
+def zoo_dir() -> Path:
+    """Where the checkpoints live: ``$CNNCOURSE_ZOO``, else the repository's ``data/zoo``."""
+    if env := os.environ.get("CNNCOURSE_ZOO"):
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parents[2] / "data" / "zoo"
+
+
+def available(directory: str | os.PathLike | None = None) -> list[str]:
+    """The entries with a checkpoint and metadata in ``directory`` (default :func:`zoo_dir`)."""
+    folder = Path(directory) if directory is not None else zoo_dir()
+    return [n for n in RECIPES if (folder / f"{n}.pt").is_file() and (folder / f"{n}.json").is_file()]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_checksums(folder: Path) -> dict[str, str]:
+    path = folder / CHECKSUMS
+    if not path.is_file():
+        return {}
+    pairs = (line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
+    return {file.strip().lstrip("*"): digest for digest, file in pairs}
+
+
+def _write_checksums(folder: Path, sums: dict[str, str]) -> None:
+    text = "".join(f"{sums[file]}  {file}\n" for file in sorted(sums))
+    (folder / CHECKSUMS).write_text(text)
+
+
+def _checked(folder: Path, file: str) -> Path:
+    """Return ``folder/file`` after checking it exists and matches ``SHA256SUMS``."""
+    path = folder / file
+    name = file.rsplit(".", 1)[0]
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"zoo entry {name!r} has no {file} in {folder}. Train it with "
+            f"`python -m cnncourse.zoo train {name}` (minutes on a GPU), or work in a clone of the "
+            "repository, whose data/zoo/ holds the trained entries (set CNNCOURSE_ZOO to use another folder)."
+        )
+    expected = _read_checksums(folder).get(file)
+    if expected is None:
+        raise ValueError(f"{file} is not listed in {folder / CHECKSUMS}; save entries with cnncourse.zoo.save")
+    if (actual := _sha256(path)) != expected:
+        raise ValueError(
+            f"{path} is corrupted or was changed by hand: sha256 {actual[:12]}... but {CHECKSUMS} records "
+            f"{expected[:12]}...; restore it (`git checkout -- {path.name}`) or retrain the entry"
+        )
+    return path
+
+
+def load_info(name: str, directory: str | os.PathLike | None = None) -> ZooInfo:
+    """Read (and checksum) the metadata of a trained entry.
+
+    Raises:
+        KeyError: ``name`` is not a zoo entry.
+        FileNotFoundError: It has not been trained; the message gives the command.
+        ValueError: A file does not match its recorded sha256.
+    """
+    recipe(name)
+    folder = Path(directory) if directory is not None else zoo_dir()
+    meta = json.loads(_checked(folder, f"{name}.json").read_text())
+    r = meta["recipe"]
+    r["model_kwargs"] = {k: tuple(v) if isinstance(v, list) else v for k, v in r["model_kwargs"].items()}
+    return ZooInfo(
+        name=meta["name"],
+        recipe=Recipe(**r),
+        history=History.from_dict(meta["history"]),
+        **{f.name: meta[f.name] for f in dataclasses.fields(ZooInfo) if f.name not in ("name", "recipe", "history")},
+    )
+
+
+def load_pretrained(
+    name: str, device: str | torch.device | None = None, directory: str | os.PathLike | None = None
+) -> nn.Module:
+    """Build entry ``name`` and load its trained weights (float32, eval mode).
+
+    Args:
+        name: A zoo entry with a checkpoint (see :func:`available`).
+        device: Where to put the model (default: the CPU).
+        directory: Folder of the checkpoints (default :func:`zoo_dir`).
+
+    Raises:
+        KeyError: ``name`` is not a zoo entry.
+        FileNotFoundError: It has not been trained; the message gives the command.
+        ValueError: The checkpoint does not match its recorded sha256.
+    """
+    model = build(name)
+    folder = Path(directory) if directory is not None else zoo_dir()
+    state = torch.load(_checked(folder, f"{name}.pt"), map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.to(device or "cpu").eval()
+
+
+class _Augmented:
+    """Batches of ``loader`` passed through :func:`shift_and_flip`, seeded."""
+
+    def __init__(self, loader: Iterable, seed: int) -> None:
+        self.loader = loader
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator:
+        for x, y in self.loader:
+            yield shift_and_flip(x, generator=self.generator), y
+
+
+def _optimizer(r: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    if r.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=True,
+                               weight_decay=r.weight_decay)
+    if r.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=r.lr, weight_decay=r.weight_decay)
+    raise ValueError(f"unknown optimizer {r.optimizer!r} in the recipe: use 'sgd' or 'adamw'")
+
+
+def train(
+    name: str,
+    *,
+    device: str | torch.device | None = None,
+    epochs: int | None = None,
+    train_size: int | None = None,
+    val_size: int = 10_000,
+    data: DataSplits | None = None,
+    progress: bool = True,
+) -> tuple[nn.Module, History]:
+    """Train entry ``name`` from scratch by its recipe; nothing is saved.
+
+    Args:
+        name: A zoo entry (see :func:`names`).
+        device: Where to train (default :func:`~cnncourse.get_device`).
+        epochs: Override the recipe's epochs (a short run).
+        train_size: Override the recipe's number of training images.
+        val_size: Images held out for validation (smaller: faster smoke runs).
+        data: Ready splits to train on (then ``train_size`` and ``val_size``
+            are ignored).
+        progress: Show progress bars.
+
+    Returns:
+        ``(model, history)``: the trained model (in eval mode) and the
+        per-epoch :class:`~cnncourse.History`.
+    """
+    r = recipe(name)
+    epochs = epochs or r.epochs
+    device = get_device(device)
+    seed_everything(r.seed)
+    model = build(name)
+    if data is None:
+        data = fashion_mnist(val_size=val_size, train_size=train_size or r.train_size)
+    train_loader, val_loader, _ = data.loaders(r.batch_size, device=device, seed=r.seed)
+    batches = _Augmented(train_loader, r.seed) if r.augment else train_loader
+    optimizer = _optimizer(r, model)
+    steps = epochs * len(batches)
+    # one cycle needs a step up and a step down; a smoke run of a few steps gets a longer warm-up
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=r.lr, total_steps=max(steps, 4),
+                                                    pct_start=max(0.25, 2 / max(steps, 4)))
+    history = fit(model, batches, val_loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+                  scheduler_interval="batch", loss_fn=nn.CrossEntropyLoss(label_smoothing=r.label_smoothing),
+                  device=device, progress=progress)
+    return model.eval(), history
+
+
+def _commit() -> str:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
+                               text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def _test_metrics(model: nn.Module, data: DataSplits) -> dict[str, float]:
+    return evaluate(model, tensor_loader(data.test, 1000), device="cpu", amp=False)
+
+
+def save(
+    name: str,
+    model: nn.Module,
+    history: History,
+    *,
+    device: str,
+    train_seconds: float,
+    data: DataSplits | None = None,
+    directory: str | os.PathLike | None = None,
+) -> ZooInfo:
+    """Store a trained entry: weights, metadata (test accuracy of the stored weights) and checksums.
+
+    The test accuracy is measured after the weights are written, on a model
+    freshly loaded from the file on the CPU, so it is exactly what
+    :func:`load_pretrained` gives back.
+    """
+    r = dataclasses.replace(recipe(name), epochs=len(history))
+    folder = Path(directory) if directory is not None else zoo_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if r.half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    torch.save(state, folder / f"{name}.pt")
+    sums = _read_checksums(folder) | {f"{name}.pt": _sha256(folder / f"{name}.pt")}
+    _write_checksums(folder, sums)
+
+    stored = load_pretrained(name, directory=folder)
+    test = _test_metrics(stored, data or fashion_mnist())
+    counts = summary(build(name), INPUT_SIZE, receptive_fields=False)
+    meta = {
+        "name": name,
+        "recipe": r.to_dict(),
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "params": counts.total_params,
+        "macs": counts.total_macs,
+        "device": device,
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_epoch": round(sum(history["time"]) / len(history), 2),
+        "commit": _commit(),
+        "sha256": sums[f"{name}.pt"],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch_version": torch.__version__,
+        "history": history.to_dict(),
+    }
+    (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    _write_checksums(folder, sums | {f"{name}.json": _sha256(folder / f"{name}.json")})
+    return load_info(name, folder)
+
+
+def verify(names_: Sequence[str] | None = None, directory: str | os.PathLike | None = None,
+           data: DataSplits | None = None) -> dict[str, tuple[float, float]]:
+    """Re-evaluate trained entries on the test set.
+
+    Returns:
+        ``{name: (recorded, measured)}`` test accuracies; the checksums are
+        checked on the way (a mismatch raises ``ValueError``).
+    """
+    folder = Path(directory) if directory is not None else zoo_dir()
+    data = data or fashion_mnist()
+    results = {}
+    for name in names_ or available(folder):
+        info = load_info(name, folder)
+        measured = _test_metrics(load_pretrained(name, directory=folder), data)["accuracy"]
+        results[name] = (info.test_accuracy, measured)
+    return results
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in [header, *rows])
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -> int:
+    """The command line: ``python -m cnncourse.zoo {list,train,verify}``."""
+    parser = argparse.ArgumentParser(prog="python -m cnncourse.zoo", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="the entries, and the recorded results of the trained ones")
+    trainer = commands.add_parser("train", help="train entries by their recipes and store them in the zoo")
+    trainer.add_argument("names", nargs="*", help="entries to train (default: all)")
+    trainer.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    trainer.add_argument("--epochs", type=int, help="override the recipe (the metadata records what ran)")
+    checker = commands.add_parser("verify", help="re-evaluate stored checkpoints against their records")
+    checker.add_argument("names", nargs="*", help="entries to check (default: all trained)")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        trained = set(available())
+        rows = []
+        for name in names():
+            info = load_info(name) if name in trained else None
+            rows.append([name, recipe(name).model, f"{info.test_accuracy:.4f}" if info else "-",
+                         str(len(info.history)) if info else "-", info.device if info else "not trained"])
+        out(_table(rows, ["entry", "model", "test acc", "epochs", "trained on"]))
+        return 0
+    if args.command == "verify":
+        results = verify(args.names or None)
+        bad = {n: v for n, v in results.items() if abs(v[0] - v[1]) > TOLERANCE}
+        out(_table([[n, f"{a:.4f}", f"{b:.4f}", "FAIL" if n in bad else "ok"] for n, (a, b) in results.items()],
+                   ["entry", "recorded", "measured", ""]))
+        return 1 if bad else 0
+
+    data, device = fashion_mnist(), get_device(args.device)
+    for name in args.names or names():
+        recipe(name)
+        start = time.perf_counter()
+        model, history = train(name, device=device, epochs=args.epochs,
+                               data=None if recipe(name).train_size else data)
+        info = save(name, model, history, device=describe_device(device).splitlines()[0].removeprefix("Device: "),
+                    train_seconds=time.perf_counter() - start, data=data)
+        out(f"{name}: test accuracy {info.test_accuracy:.4f} after {len(info.history)} epochs, "
+            f"{info.train_seconds:.0f} s on {info.device}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
