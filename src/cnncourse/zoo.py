@@ -393,12 +393,14 @@ def save(
     train_seconds: float,
     data: DataSplits | None = None,
     directory: str | os.PathLike | None = None,
+    commit: str | None = None,
 ) -> ZooInfo:
     """Store a trained entry: weights, metadata (test accuracy of the stored weights) and checksums.
 
     The test accuracy is measured after the weights are written, on a model
     freshly loaded from the file on the CPU, so it is exactly what
-    :func:`load_pretrained` gives back.
+    :func:`load_pretrained` gives back. ``commit`` is the git commit of the
+    code that trained the model (default: the checkout's, now).
     """
     r = dataclasses.replace(recipe(name), epochs=len(history))
     folder = Path(directory) if directory is not None else zoo_dir()
@@ -423,7 +425,7 @@ def save(
         "device": device,
         "train_seconds": round(train_seconds, 1),
         "seconds_per_epoch": round(sum(history["time"]) / len(history), 2),
-        "commit": _commit(),
+        "commit": commit or _commit(),
         "sha256": sums[f"{name}.pt"],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
@@ -486,14 +488,14 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
                    ["entry", "recorded", "measured", ""]))
         return 1 if bad else 0
 
-    data, device = fashion_mnist(), get_device(args.device)
+    data, device, commit = fashion_mnist(), get_device(args.device), _commit()
     for name in args.names or names():
         recipe(name)
         start = time.perf_counter()
         model, history = train(name, device=device, epochs=args.epochs,
                                data=None if recipe(name).train_size else data)
         info = save(name, model, history, device=describe_device(device).splitlines()[0].removeprefix("Device: "),
-                    train_seconds=time.perf_counter() - start, data=data)
+                    train_seconds=time.perf_counter() - start, data=data, commit=commit)
         out(f"{name}: test accuracy {info.test_accuracy:.4f} after {len(info.history)} epochs, "
             f"{info.train_seconds:.0f} s on {info.device}")
     return 0
