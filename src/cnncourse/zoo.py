@@ -432,7 +432,8 @@ def save(
         "history": history.to_dict(),
     }
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
-    _write_checksums(folder, sums | {f"{name}.json": _sha256(folder / f"{name}.json")})
+    # read the sums again: another training run may have saved its entry in the meantime
+    _write_checksums(folder, _read_checksums(folder) | {f"{name}.json": _sha256(folder / f"{name}.json")})
     return load_info(name, folder)
 
 
