@@ -32,7 +32,6 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -67,8 +66,6 @@ __all__ = [
     "verify",
     "zoo_dir",
 ]
-
-log = logging.getLogger(__name__)
 
 #: Fashion-MNIST's input shape, batch included, for the parameter and MAC counts.
 INPUT_SIZE = (1, 1, 28, 28)
