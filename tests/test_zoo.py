@@ -146,9 +146,75 @@ def test_a_changed_file_fails_its_checksum(tiny, tmp_path):
         zoo.load_info("lenet5", tmp_path)
 
 
-def test_a_missing_entry_says_how_to_train_it(tmp_path):
+@pytest.fixture
+def remote(tmp_path, monkeypatch):
+    """A folder standing in for the repository's data/zoo on GitHub, as a file:// URL."""
+    folder = tmp_path / "remote"
+    folder.mkdir()
+    monkeypatch.setenv("CNNCOURSE_ZOO_URL", folder.as_uri())
+    return folder
+
+
+def test_a_missing_entry_says_how_to_train_it(tmp_path, remote):
     with pytest.raises(FileNotFoundError, match="python -m cnncourse.zoo train resnet20"):
-        zoo.load_pretrained("resnet20", directory=tmp_path)
+        zoo.load_pretrained("resnet20", directory=tmp_path / "zoo")
+
+
+def test_offline_the_message_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNCOURSE_ZOO_URL", "https://example.invalid/zoo/")
+    monkeypatch.setattr(zoo, "can_reach", lambda url: False)
+    with pytest.raises(FileNotFoundError, match="cannot be reached.*connect to the internet"):
+        zoo.load_info("lenet5", tmp_path)
+
+
+def test_a_missing_entry_is_downloaded_and_checked(tmp_path, remote):
+    for file in ("lenet5.pt", "lenet5.json", zoo.CHECKSUMS):
+        shutil.copy(zoo.zoo_dir() / file, remote / file)
+    cache = tmp_path / "zoo"  # what a pip install starts from: no folder at all
+    info = zoo.load_info("lenet5", cache)
+    model = zoo.load_pretrained("lenet5", directory=cache)
+    assert info == zoo.load_info("lenet5") and sorted(p.name for p in cache.iterdir()) == [
+        zoo.CHECKSUMS, "lenet5.json", "lenet5.pt"]
+    assert zoo._read_checksums(cache) == {f: zoo._read_checksums(remote)[f] for f in ("lenet5.pt", "lenet5.json")}
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(model(x), zoo.load_pretrained("lenet5")(x))
+
+
+def test_a_damaged_download_is_refused_and_left_out(tmp_path, remote):
+    for file in ("lenet5.pt", zoo.CHECKSUMS):
+        shutil.copy(zoo.zoo_dir() / file, remote / file)
+    with open(remote / "lenet5.pt", "ab") as f:
+        f.write(b"x")
+    cache = tmp_path / "zoo"
+    with pytest.raises(FileNotFoundError, match="damaged"):
+        zoo.load_pretrained("lenet5", directory=cache)
+    assert list(cache.iterdir()) == []  # no half or bad file stays behind
+
+
+def test_obtain_loads_a_shipped_entry_with_its_record():
+    got = zoo.obtain("lenet5", train_here=False)
+    info = zoo.load_info("lenet5")
+    assert not got.trained_here and got.info == info
+    assert got.test_accuracy == info.test_accuracy and got.history["loss"] == info.history["loss"]
+    x = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(got.model(x), zoo.load_pretrained("lenet5")(x))
+    assert "the zoo's checkpoint: 15 epochs" in str(got)
+
+
+def test_obtain_trains_when_asked():
+    got = zoo.obtain("lenet5", train_here=True, device="cpu", smoke=True)
+    assert got.trained_here and got.info is None and len(got.history) == 1
+    assert not got.model.training and next(got.model.parameters()).device.type == "cpu"
+    assert 0 <= got.test_accuracy <= 1 and str(got).startswith("trained here, 1 epochs")
+
+
+def test_obtain_in_the_smoke_profile_also_runs_the_training_path(monkeypatch):
+    calls = []
+    monkeypatch.setattr(zoo, "train", lambda name, **kwargs: calls.append((name, kwargs)))
+    got = zoo.obtain("lenet5", train_here=False, smoke=True, device="cpu")
+    assert not got.trained_here
+    assert len(calls) == 1 and calls[0][0] == "lenet5" and calls[0][1]["epochs"] == 1
+    assert len(calls[0][1]["data"].train) == 128
 
 
 def test_cli_lists_entries(capsys):

@@ -16,6 +16,12 @@ hand-edited file fails loudly instead of teaching wrong numbers.
 Every file is made by one command, ``python -m cnncourse.zoo train NAME``, and
 ``python -m cnncourse.zoo verify`` (and ``tests/test_zoo.py``) re-evaluates
 every checkpoint on the test set and compares with the recorded accuracy.
+A folder that lacks an entry's files (an ordinary ``pip install`` has no
+``data/``) downloads them from the repository (:data:`ZOO_URL`) on first use,
+checked against its ``SHA256SUMS``.
+
+The chapters call :func:`obtain`: train by the recipe on a GPU, load the
+checkpoint and its recorded history elsewhere.
 
 Example:
     >>> from cnncourse import zoo
@@ -23,6 +29,8 @@ Example:
     'resnet20'
     >>> model = zoo.load_pretrained("resnet20")  # doctest: +SKIP
     >>> zoo.load_info("resnet20").test_accuracy  # doctest: +SKIP
+    >>> got = zoo.obtain("resnet20")  # doctest: +SKIP
+    >>> got.model, got.history, got.test_accuracy  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -30,12 +38,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +57,7 @@ import torch
 from torch import nn
 
 from .augment import shift_and_flip
-from .data import DataSplits, fashion_mnist, tensor_loader
+from .data import DataSplits, can_reach, default_data_root, fashion_mnist, tensor_loader
 from .device import describe_device, get_device
 from .models import create_model
 from .seed import seed_everything
@@ -53,6 +65,7 @@ from .summary_table import summary
 from .training import History, evaluate, fit
 
 __all__ = [
+    "Obtained",
     "Recipe",
     "ZooInfo",
     "available",
@@ -60,6 +73,7 @@ __all__ = [
     "load_info",
     "load_pretrained",
     "names",
+    "obtain",
     "recipe",
     "save",
     "train",
@@ -73,6 +87,11 @@ INPUT_SIZE = (1, 1, 28, 28)
 #: float32 sums in another order, on another CPU).
 TOLERANCE = 5e-4
 CHECKSUMS = "SHA256SUMS"
+#: Where a folder without an entry's files downloads them from (``$CNNCOURSE_ZOO_URL`` overrides it):
+#: the repository's data/zoo, which an ordinary ``pip install`` (Colab) does not carry.
+ZOO_URL = "https://raw.githubusercontent.com/cnncourse/cnncourse/main/data/zoo/"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -199,10 +218,15 @@ def build(name: str) -> nn.Module:
 
 
 def zoo_dir() -> Path:
-    """Where the checkpoints live: ``$CNNCOURSE_ZOO``, else the repository's ``data/zoo``."""
+    """Where the checkpoints live: ``$CNNCOURSE_ZOO``, else ``zoo/`` in :func:`~cnncourse.data.default_data_root`.
+
+    In a clone that is the repository's ``data/zoo``, which holds every trained
+    entry; elsewhere (a ``pip install`` on Colab) entries are downloaded into
+    it from :data:`ZOO_URL` when first loaded.
+    """
     if env := os.environ.get("CNNCOURSE_ZOO"):
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[2] / "data" / "zoo"
+    return default_data_root() / "zoo"
 
 
 def available(directory: str | os.PathLike | None = None) -> list[str]:
@@ -219,12 +243,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _parse_checksums(text: str) -> dict[str, str]:
+    """``{file: sha256}`` from the lines ``sha256sum`` writes."""
+    pairs = (line.split(maxsplit=1) for line in text.splitlines() if line.strip())
+    return {file.strip().lstrip("*"): digest for digest, file in pairs}
+
+
 def _read_checksums(folder: Path) -> dict[str, str]:
     path = folder / CHECKSUMS
-    if not path.is_file():
-        return {}
-    pairs = (line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
-    return {file.strip().lstrip("*"): digest for digest, file in pairs}
+    return _parse_checksums(path.read_text()) if path.is_file() else {}
 
 
 def _write_checksums(folder: Path, sums: dict[str, str]) -> None:
@@ -232,15 +259,47 @@ def _write_checksums(folder: Path, sums: dict[str, str]) -> None:
     (folder / CHECKSUMS).write_text(text)
 
 
+def _download(folder: Path, file: str) -> str | None:
+    """Fetch ``file`` from the zoo's URL into ``folder``, checked against the URL's ``SHA256SUMS``.
+
+    Returns ``None`` when done, else why it could not be (offline, not there,
+    damaged); the file appears whole or not at all, and its sum joins
+    ``folder``'s list.
+    """
+    url = os.environ.get("CNNCOURSE_ZOO_URL", ZOO_URL).rstrip("/") + "/"
+    if url.startswith(("http://", "https://")) and not can_reach(url):
+        return f"{url} cannot be reached"
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f".{file}.part"
+    try:
+        with urllib.request.urlopen(url + CHECKSUMS, timeout=60) as response:
+            sums = _parse_checksums(response.read().decode())
+        if file not in sums:
+            return f"{url} has no {file}"
+        with urllib.request.urlopen(url + file, timeout=60) as response, open(part, "wb") as out:
+            shutil.copyfileobj(response, out)
+        if (actual := _sha256(part)) != sums[file]:
+            return f"the download of {url}{file} is damaged: sha256 {actual[:12]}... instead of {sums[file][:12]}..."
+        os.replace(part, folder / file)
+    except OSError as error:  # URLError, HTTPError and time-outs are OSErrors
+        return f"downloading {url}{file} failed ({error})"
+    finally:
+        part.unlink(missing_ok=True)
+    _write_checksums(folder, _read_checksums(folder) | {file: sums[file]})
+    log.info("downloaded %s from %s into %s", file, url, folder)
+    return None
+
+
 def _checked(folder: Path, file: str) -> Path:
-    """Return ``folder/file`` after checking it exists and matches ``SHA256SUMS``."""
+    """Return ``folder/file`` (downloaded first if missing) after checking it matches ``SHA256SUMS``."""
     path = folder / file
     name = file.rsplit(".", 1)[0]
-    if not path.is_file():
+    if not path.is_file() and (why := _download(folder, file)) is not None:
         raise FileNotFoundError(
-            f"zoo entry {name!r} has no {file} in {folder}. Train it with "
-            f"`python -m cnncourse.zoo train {name}` (minutes on a GPU), or work in a clone of the "
-            "repository, whose data/zoo/ holds the trained entries (set CNNCOURSE_ZOO to use another folder)."
+            f"zoo entry {name!r} has no {file} in {folder}, and {why}. Train it with "
+            f"`python -m cnncourse.zoo train {name}` (minutes on a GPU), work in a clone of the repository, "
+            "whose data/zoo/ holds the trained entries, or connect to the internet to download them "
+            "(set CNNCOURSE_ZOO to use another folder)."
         )
     expected = _read_checksums(folder).get(file)
     if expected is None:
@@ -364,6 +423,90 @@ def train(
                   scheduler_interval="batch", loss_fn=nn.CrossEntropyLoss(label_smoothing=r.label_smoothing),
                   device=device, progress=progress)
     return model.eval(), history
+
+
+@functools.lru_cache(maxsize=1)
+def _sliver() -> DataSplits:
+    """128 training and 128 validation images: one optimizer step for the smoke profile."""
+    return fashion_mnist(train_size=128, val_size=128)
+
+
+@dataclass(frozen=True)
+class Obtained:
+    """A zoo model as a chapter uses it, trained here or loaded; see :func:`obtain`.
+
+    Attributes:
+        model: The trained network, on the CPU, in eval mode.
+        history: Its per-epoch training history.
+        test_accuracy: On Fashion-MNIST's test images.
+        info: The zoo's record when the model was loaded, ``None`` when it trained here.
+    """
+
+    model: nn.Module
+    history: History
+    test_accuracy: float
+    info: ZooInfo | None = None
+
+    @property
+    def trained_here(self) -> bool:
+        return self.info is None
+
+    def __str__(self) -> str:
+        h = self.history
+        if self.info is None:
+            where = f"trained here, {len(h)} epochs in {sum(h['time']):,.0f} s"
+        else:
+            where = (f"the zoo's checkpoint: {len(h)} epochs on {self.info.device}, "
+                     f"{self.info.seconds_per_epoch:,.0f} s per epoch")
+        return f"{where}; final validation accuracy {h['val_accuracy'][-1]:.4f}, test accuracy {self.test_accuracy:.4f}"
+
+
+def obtain(
+    name: str,
+    *,
+    train_here: bool | None = None,
+    device: str | torch.device | None = None,
+    smoke: bool = False,
+    directory: str | os.PathLike | None = None,
+    **short: Any,
+) -> Obtained:
+    """Train entry ``name`` here, or load its trained checkpoint: the choice every architecture chapter makes.
+
+    Args:
+        name: A zoo entry (see :func:`names`).
+        train_here: ``True`` trains from scratch by the recipe, ``False`` loads the
+            checkpoint (downloading it if need be), ``None`` (default) trains on
+            a CUDA GPU and loads elsewhere.
+        device: Where to train (default :func:`~cnncourse.get_device`).
+        smoke: The smoke profile, which proves that the code runs rather than
+            that the model learns: training takes one epoch on 512 images,
+            and loading also runs one training step on 128 images, so that
+            the training path is exercised on every machine.
+        directory: Folder of the checkpoints (default :func:`zoo_dir`).
+        **short: ``epochs``, ``train_size`` or ``val_size`` for :func:`train`
+            (a shorter run than the recipe's).
+
+    Returns:
+        An :class:`Obtained`. A loaded model's test accuracy is its record (the
+        test suite re-measures every shipped checkpoint); a model trained here
+        is measured on the 10 000 test images (1 000 in the smoke profile).
+    """
+    device = get_device(device)
+    if train_here is None:
+        train_here = device.type == "cuda"
+    if not train_here:
+        if smoke:  # one step on a sliver: proves that the training path runs, costs well under a second
+            train(name, device=device, epochs=1, data=_sliver(), progress=False)
+        info = load_info(name, directory)
+        return Obtained(load_pretrained(name, directory=directory), info.history, info.test_accuracy, info)
+    if smoke:
+        short = {"epochs": 1, "train_size": 512, "val_size": 500} | short
+    model, history = train(name, device=device, progress=False, **short)
+    test = fashion_mnist().test
+    if smoke:
+        test = torch.utils.data.TensorDataset(*(t[:1000] for t in test.tensors))
+    accuracy = evaluate(model, tensor_loader(test, 1000), device=device)["accuracy"]
+    return Obtained(model.cpu().eval(), history, accuracy)
 
 
 def _commit() -> str:
