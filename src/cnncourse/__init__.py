@@ -10,7 +10,7 @@ from .arithmetic import (
 )
 from .device import describe_device, get_device
 from .models import create_model, list_models
-from .notebook import fast_profile
+from .notebook import Table, fast_profile
 from .seed import seed_everything
 from .summary_table import summary
 from .training import History, evaluate, fit, predict
@@ -18,6 +18,7 @@ from .training import History, evaluate, fit, predict
 __all__ = [
     "History",
     "ReceptiveField",
+    "Table",
     "conv_output_size",
     "conv_transpose_output_size",
     "pool_output_size",

@@ -53,7 +53,6 @@ Choices this module makes, where the paper leaves room:
 
 from __future__ import annotations
 
-import html
 import functools
 import inspect
 import logging
@@ -67,6 +66,8 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+
+from .notebook import Table
 
 __all__ = [
     "LayerReceptiveField",
@@ -544,20 +545,15 @@ class ReceptiveField:
             text += f"; the spatial part ends at {self.stopped_at!r}"
         return text
 
-    def __str__(self) -> str:
+    def _table(self) -> Table:
         header, body = self._cells()
-        widths = [max(len(line[c]) for line in [header, *body]) for c in range(len(header))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *body]]
-        return "\n".join([*lines, self._summary()])
+        return Table(header, body, align="l" * len(header), footer=[self._summary()])
+
+    def __str__(self) -> str:
+        return str(self._table())
 
     def _repr_html_(self) -> str:
-        header, body = self._cells()
-        head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
-        rows = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in line) + "</tr>" for line in body
-        )
-        caption = html.escape(self._summary())
-        return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        return self._table()._repr_html_()
 
 
 # ---------------------------------------------------------------------------

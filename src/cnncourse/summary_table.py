@@ -24,7 +24,6 @@ How the numbers are counted:
 
 from __future__ import annotations
 
-import html
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from .arithmetic import receptive_field as _receptive_field
+from .notebook import Table
 
 __all__ = ["LayerSummary", "ModelSummary", "layer_macs", "summary"]
 
@@ -140,36 +140,18 @@ class ModelSummary:
             lines.append(f"receptive field at the end of the spatial part: {_pair_text(self.receptive_field)}")
         return lines
 
-    def __str__(self) -> str:
+    def _table(self) -> Table:
         header, body = self._cells()
-        widths = [max(len(line[c]) for line in [header, *body]) for c in range(len(header))]
-        right = {3, 4}  # numbers align right
+        return Table(header, body, align="lllrrl", footer=self._footer(), rules=True)
 
-        def fmt(line: list[str]) -> str:
-            cells = [cell.rjust(w) if c in right else cell.ljust(w) for c, (cell, w) in enumerate(zip(line, widths))]
-            return "  ".join(cells).rstrip()
-
-        rule = "-" * len(fmt(header))
-        return "\n".join([fmt(header), rule, *map(fmt, body), rule, *self._footer()])
+    def __str__(self) -> str:
+        return str(self._table())
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(f"ModelSummary({self.model})" if cycle else str(self))
 
     def _repr_html_(self) -> str:
-        header, body = self._cells()
-        align = ["left", "left", "left", "right", "right", "left"]
-        head = "".join(f'<th style="text-align:{a}">{html.escape(c)}</th>' for c, a in zip(header, align))
-        rows = "".join(
-            "<tr>"
-            + "".join(f'<td style="text-align:{a}">{html.escape(c)}</td>' for c, a in zip(line, align))
-            + "</tr>"
-            for line in body
-        )
-        foot = "<br>".join(html.escape(line) for line in self._footer())
-        return (
-            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>"
-            f'<tfoot><tr><td colspan="{len(header)}" style="text-align:left">{foot}</td></tr></tfoot></table>'
-        )
+        return self._table()._repr_html_()
 
 
 def _shape_text(shape: Any) -> str:

@@ -60,6 +60,7 @@ from .augment import shift_and_flip
 from .data import DataSplits, can_reach, default_data_root, fashion_mnist, tensor_loader
 from .device import describe_device, get_device
 from .models import create_model
+from .notebook import Table
 from .seed import seed_everything
 from .summary_table import summary
 from .training import History, evaluate, fit
@@ -595,11 +596,6 @@ def verify(names_: Sequence[str] | None = None, directory: str | os.PathLike | N
     return results
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths)) for line in [header, *rows])
-
-
 def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -> int:
     """The command line: ``python -m cnncourse.zoo {list,train,verify}``."""
     parser = argparse.ArgumentParser(prog="python -m cnncourse.zoo", description=__doc__.split("\n\n")[0])
@@ -620,13 +616,13 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
             info = load_info(name) if name in trained else None
             rows.append([name, recipe(name).model, f"{info.test_accuracy:.4f}" if info else "-",
                          str(len(info.history)) if info else "-", info.device if info else "not trained"])
-        out(_table(rows, ["entry", "model", "test acc", "epochs", "trained on"]))
+        out(str(Table(["entry", "model", "test acc", "epochs", "trained on"], rows, align="llrrl")))
         return 0
     if args.command == "verify":
         results = verify(args.names or None)
         bad = {n: v for n, v in results.items() if abs(v[0] - v[1]) > TOLERANCE}
-        out(_table([[n, f"{a:.4f}", f"{b:.4f}", "FAIL" if n in bad else "ok"] for n, (a, b) in results.items()],
-                   ["entry", "recorded", "measured", ""]))
+        out(str(Table(["entry", "recorded", "measured", ""],
+                      [[n, f"{a:.4f}", f"{b:.4f}", "FAIL" if n in bad else "ok"] for n, (a, b) in results.items()])))
         return 1 if bad else 0
 
     data, device, commit = fashion_mnist(), get_device(args.device), _commit()
