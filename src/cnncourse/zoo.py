@@ -485,7 +485,7 @@ def obtain(
             the training path is exercised on every machine.
         directory: Folder of the checkpoints (default :func:`zoo_dir`).
         **short: ``epochs``, ``train_size`` or ``val_size`` for :func:`train`
-            (a shorter run than the recipe's).
+            when training here (a shorter run than the recipe's).
 
     Returns:
         An :class:`Obtained`. A loaded model's test accuracy is its record (the
