@@ -716,3 +716,15 @@ def test_googlenet():
             module.kernel_size, module.padding = (5, 5), (2, 2)
             module.weight = nn.Parameter(torch.empty(module.out_channels, module.in_channels, 5, 5, device="meta"))
     assert receptive_field(googlenet, (3, 224, 224)).row("inception5b").size == (699, 699)
+
+
+def test_meta_runs_pass_batch_norm_through_and_restore_it():
+    from cnncourse.arithmetic import _batch_norm_passes_through
+
+    model = nn.Sequential(conv(3), nn.BatchNorm2d(1), nn.ReLU()).eval()
+    x = torch.randn(2, 1, 6, 6)
+    expected = model(x)
+    with _batch_norm_passes_through(model):
+        assert torch.equal(model[1](x), x)
+    assert "forward" not in vars(model[1])
+    torch.testing.assert_close(model(x), expected)

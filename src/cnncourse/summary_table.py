@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .arithmetic import _batch_norm_passes_through
 from .arithmetic import receptive_field as _receptive_field
 from .notebook import Table
 
@@ -290,7 +291,8 @@ def _run(model: nn.Module, shape: Shape, depth: int | None, *, meta: bool) -> tu
             if meta:
                 state = {name: _to_meta(t) for name, t in chain(model.named_parameters(), model.named_buffers())}
                 x = torch.zeros(shape, dtype=dtype, device="meta")
-                output = torch.func.functional_call(model, state, (x,))
+                with _batch_norm_passes_through(model):  # shapes are all a meta run gives: skip the slow part
+                    output = torch.func.functional_call(model, state, (x,))
             else:
                 device = floating[0].device if floating else torch.device("cpu")
                 output = model(torch.zeros(shape, dtype=dtype, device=device))
