@@ -241,3 +241,9 @@ def test_shipped_checkpoint_reproduces_its_recorded_test_accuracy(name, data):
     assert len(info.history) == info.recipe.epochs
     recorded, measured = zoo.verify([name], data=data)[name]
     assert abs(recorded - measured) <= zoo.TOLERANCE, f"{name}: recorded {recorded:.4f}, measured {measured:.4f}"
+
+
+@pytest.mark.parametrize("name, floor", [("lenet5", 0.90), ("resnet20", 0.935)])
+def test_shipped_checkpoints_reach_the_course_targets(name, floor):
+    # the accuracies the architecture chapters promise; the test above proves the records are true
+    assert zoo.load_info(name).test_accuracy >= floor
