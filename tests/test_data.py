@@ -9,6 +9,7 @@ are skipped where it has not been fetched (``make data``).
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 import struct
 import threading
@@ -390,6 +391,52 @@ def test_fashion_mnist_rejects_sizes_that_do_not_fit(kwargs, match, monkeypatch,
     monkeypatch.setattr(data, "prepare_fashion_mnist", raise_if_called)
     with pytest.raises(ValueError, match=match):
         fashion_mnist(tmp_path, **kwargs)
+
+
+# the tensor cache
+
+
+def loaded(root: Path) -> tuple[torch.Tensor, ...]:
+    splits = fashion_mnist(root, val_size=5, download=False)
+    return (*splits.train.tensors, *splits.val.tensors, *splits.test.tensors)
+
+
+def assert_same(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_later_loads_come_from_the_cache_without_torchvision(root, monkeypatch):
+    arrays = tiny_fashion_mnist()
+    write_raw_folder(root, arrays)
+    first = loaded(root)
+    assert sorted(p.name for p in (root / "FashionMNIST" / "tensors").iterdir()) == ["t10k.pt", "train.pt"]
+    monkeypatch.setattr(data, "_fashion_mnist_class", raise_if_called)
+    assert_same(loaded(root), first)
+    np.testing.assert_array_equal((first[-2][:, 0] * 255).round().byte().numpy(), arrays["t10k-images-idx3-ubyte"])
+
+
+def test_changed_idx_files_rebuild_the_cache(root):
+    write_raw_folder(root, tiny_fashion_mnist())
+    loaded(root)
+    other = {name: 255 - array if "images" in name else (array + 1) % 10
+             for name, array in tiny_fashion_mnist().items()}
+    raw = write_raw_folder(root, other)
+    for path in raw.iterdir():  # same sizes; make sure the times differ too, however coarse the clock
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    test_images, test_labels = loaded(root)[-2:]
+    np.testing.assert_array_equal((test_images[:, 0] * 255).round().byte().numpy(), other["t10k-images-idx3-ubyte"])
+    np.testing.assert_array_equal(test_labels.numpy(), other["t10k-labels-idx1-ubyte"])
+
+
+def test_a_damaged_cache_is_rebuilt(root):
+    write_raw_folder(root, tiny_fashion_mnist())
+    first = loaded(root)
+    for cache in (root / "FashionMNIST" / "tensors").iterdir():
+        cache.write_bytes(b"not a tensor file")
+    assert_same(loaded(root), first)
+    assert_same(loaded(root), first)  # and the rebuilt cache loads
 
 
 # fashion_mnist on the real data

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import pickle
 import shutil
 import socket
 import tempfile
@@ -208,9 +209,34 @@ def prepare_fashion_mnist(
     return root
 
 
-def _as_tensors(dataset: FashionMNIST) -> tuple[torch.Tensor, torch.Tensor]:
-    images = dataset.data.unsqueeze(1).float().div_(255)  # N x 1 x 28 x 28 in [0, 1]
-    return images, dataset.targets.clone()
+def _load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split as ``N x 1 x 28 x 28`` floats in [0, 1] and its labels.
+
+    torchvision parses the IDX files, but importing it takes seconds, longer than
+    the parsing. So the uint8 tensors it returns are cached beside the IDX files
+    (``FashionMNIST/tensors/``) with the files' sizes and modification times, and
+    later calls load the cache unless those changed. A damaged cache is rebuilt;
+    a read-only data folder just goes without one.
+    """
+    split = "train" if train else "t10k"
+    raw = [_raw_folder(root) / f"{split}-{kind}" for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    source = [[path.stat().st_size, path.stat().st_mtime_ns] for path in raw]
+    cache = root / "FashionMNIST" / "tensors" / f"{split}.pt"
+    try:
+        saved = torch.load(cache, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):  # none yet, or damaged
+        saved = None
+    if not isinstance(saved, dict) or saved.get("source") != source:
+        dataset = _fashion_mnist_class()(root, train=train, download=False)
+        saved = {"images": dataset.data, "labels": dataset.targets, "source": source}
+        partial = cache.with_name(f"{split}.{os.getpid()}.partial")
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            torch.save(saved, partial)
+            partial.replace(cache)
+        except OSError as error:
+            log.debug("Fashion-MNIST tensors not cached in %s: %s", cache.parent, error)
+    return saved["images"].unsqueeze(1).float().div_(255), saved["labels"].clone()
 
 
 def tensor_loader(
@@ -340,9 +366,8 @@ def fashion_mnist(
     if train_size is not None and not 0 < train_size <= 60_000 - val_size:
         raise ValueError(f"train_size must be between 1 and {60_000 - val_size}, got {train_size}")
     root = prepare_fashion_mnist(root, download=download)
-    FashionMNIST = _fashion_mnist_class()
-    X_full, y_full = _as_tensors(FashionMNIST(root, train=True, download=False))
-    X_test, y_test = _as_tensors(FashionMNIST(root, train=False, download=False))
+    X_full, y_full = _load_split(root, train=True)
+    X_test, y_test = _load_split(root, train=False)
 
     order = torch.randperm(len(X_full), generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:val_size], order[val_size:]

@@ -56,7 +56,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from .augment import shift_and_flip
 from .data import DataSplits, can_reach, default_data_root, fashion_mnist, tensor_loader
 from .device import describe_device, get_device
 from .models import create_model
@@ -367,6 +366,8 @@ class _Augmented:
         return len(self.loader)
 
     def __iter__(self) -> Iterator:
+        from .augment import shift_and_flip  # imported here: augment imports torchvision, which takes seconds
+
         for x, y in self.loader:
             yield shift_and_flip(x, generator=self.generator), y
 
