@@ -234,7 +234,8 @@ def _load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
             cache.parent.mkdir(exist_ok=True)
             torch.save(saved, partial)
             partial.replace(cache)
-        except OSError as error:
+        except OSError as error:  # a read-only or full disk: go without the cache
+            partial.unlink(missing_ok=True)
             log.debug("Fashion-MNIST tensors not cached in %s: %s", cache.parent, error)
     return saved["images"].unsqueeze(1).float().div_(255), saved["labels"].clone()
 
