@@ -219,8 +219,8 @@ def _load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     a read-only data folder just goes without one.
     """
     split = "train" if train else "t10k"
-    raw = [_raw_folder(root) / f"{split}-{kind}" for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
-    source = [[path.stat().st_size, path.stat().st_mtime_ns] for path in raw]
+    raw = [_raw_folder(root) / name for name in _IDX_FILES if name.startswith(f"{split}-")]
+    source = [[stat.st_size, stat.st_mtime_ns] for stat in (path.stat() for path in raw)]
     cache = root / "FashionMNIST" / "tensors" / f"{split}.pt"
     try:
         saved = torch.load(cache, weights_only=True)
