@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnncourse.models import simple_cnn
+from cnncourse.models import Standardize, simple_cnn
 
 
 def test_shapes_and_named_halves():
@@ -35,6 +35,38 @@ def test_normalize_standardises_the_input():
     assert rgb(torch.rand(1, 3, 32, 32)).shape == (1, 10)
 
 
+def test_standardize_matches_torchvision_normalize():
+    from torchvision.transforms import v2
+
+    mean, std = [0.4, 0.5, 0.6], [0.2, 0.3, 0.25]
+    x = torch.rand(4, 3, 8, 8)
+    torch.testing.assert_close(Standardize(mean, std)(x), v2.Normalize(mean, std)(x))
+    torch.testing.assert_close(Standardize(mean, std)(x[0]), v2.Normalize(mean, std)(x[0]))  # one image, (C, H, W)
+    torch.testing.assert_close(Standardize(0.5, 0.25)(x), v2.Normalize([0.5] * 3, [0.25] * 3)(x))
+
+
+def test_standardize_keeps_its_statistics_in_the_state_dict():
+    model = simple_cnn(mean=0.3, std=0.4)
+    state = model.state_dict()
+    assert torch.equal(state["features.normalize.mean"], torch.tensor([[[0.3]]]))
+    assert not any(p is model.features.normalize.std for p in model.parameters())  # a buffer: nothing learns it
+    other = simple_cnn(mean=0.0, std=1.0)
+    other.load_state_dict(state)  # the statistics come with the weights
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(other.eval()(x), model.eval()(x))
+    assert "mean=[0.3], std=[0.4]" in repr(model.features.normalize)
+    assert model.to(torch.float64).features.normalize.mean.dtype == torch.float64  # follows the model
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "message"),
+    [(0.5, 0.0, "positive"), (0.5, -1.0, "positive"), (float("nan"), 1.0, "finite"), ([0.1, 0.2], [1, 1, 1], "one per")],
+)
+def test_standardize_rejects_bad_statistics(mean, std, message):
+    with pytest.raises(ValueError, match=message):
+        Standardize(mean, std)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -42,6 +74,7 @@ def test_normalize_standardises_the_input():
         ({"widths": ()}, "widths"),
         ({"dropout": 1.0}, "dropout"),
         ({"mean": 0.5}, "both mean and std"),
+        ({"mean": (0.5, 0.5), "std": (0.2, 0.2)}, "one value per input channel"),
     ],
 )
 def test_bad_configurations_say_what_to_change(kwargs, message):

@@ -298,7 +298,8 @@ class DataSplits:
 
     Inputs are ``float32`` tensors in ``[0, 1]`` of shape ``N x C x H x W``;
     ``mean`` and ``std`` come from the training split alone and are what a
-    ``Normalize`` layer at the front of a model needs.
+    standardisation layer at the front of a model needs
+    (:class:`~cnncourse.models.Standardize`, or torchvision's ``v2.Normalize``).
     """
 
     train: TensorDataset

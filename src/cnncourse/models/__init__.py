@@ -52,7 +52,7 @@ from .senet import (
     se_resnet152,
     squeeze_excitation,
 )
-from .simple import simple_cnn
+from .simple import Standardize, simple_cnn
 from .vgg import VGG, make_layers, vgg11, vgg13, vgg16, vgg19, vgg_small
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "ResNet",
     "SmallGoogLeNet",
     "SqueezeExcitation",
+    "Standardize",
     "VGG",
     "ZeroPadShortcut",
     "alexnet",

@@ -10,7 +10,51 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import torch
 from torch import nn
+
+
+class Standardize(nn.Module):
+    """Standardise each channel: ``(x - mean) / std``, with ``mean`` and ``std`` fixed.
+
+    It computes what ``torchvision.transforms.v2.Normalize`` computes, as a layer
+    whose statistics are *buffers*: they are saved in the model's ``state_dict``
+    (a checkpoint carries the scaling its weights were trained with), they move
+    with ``model.to(device)``, and no optimizer touches them. Building it does
+    not import torchvision, which takes seconds.
+
+    Args:
+        mean: One value per channel (or one for all of them).
+        std: One positive value per channel (or one for all of them).
+
+    Shape:
+        Input ``(N, C, H, W)`` or ``(C, H, W)``; output the same.
+
+    Example:
+        >>> layer = Standardize(mean=[0.5], std=[0.25])
+        >>> layer(torch.full((1, 1, 2, 2), 0.75)).flatten().tolist()
+        [1.0, 1.0, 1.0, 1.0]
+    """
+
+    def __init__(self, mean: float | Sequence[float], std: float | Sequence[float]) -> None:
+        super().__init__()
+        mean_, std_ = (torch.as_tensor(v, dtype=torch.float32).flatten() for v in (mean, std))
+        if mean_.numel() != std_.numel() and min(mean_.numel(), std_.numel()) != 1:
+            raise ValueError(f"mean has {mean_.numel()} values and std {std_.numel()}: give one per channel")
+        if not bool((std_ > 0).all()) or not bool(torch.isfinite(mean_).all()):
+            raise ValueError(f"std must be positive and mean finite, got mean={mean_.tolist()}, std={std_.tolist()}")
+        # shaped (C, 1, 1) so that they broadcast over the height and width of (N, C, H, W) or (C, H, W)
+        self.register_buffer("mean", mean_[:, None, None])
+        self.register_buffer("std", std_[:, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        def show(t: torch.Tensor) -> str:
+            return "[" + ", ".join(f"{v:.4g}" for v in t.flatten().tolist()) + "]"
+
+        return f"mean={show(self.mean)}, std={show(self.std)}"
 
 
 def simple_cnn(
@@ -28,8 +72,9 @@ def simple_cnn(
 
     Each block halves the height and width, so ``image_size`` must be divisible by
     ``2 ** len(widths)``. With ``mean`` and ``std`` the network standardises its own
-    input (a ``torchvision.transforms.v2.Normalize`` as its first layer), so it can be
-    fed the [0, 1] tensors of ``cnncourse.data`` directly.
+    input (a :class:`Standardize` layer named ``normalize`` comes first), so it can be
+    fed the [0, 1] tensors of ``cnncourse.data`` directly, and its checkpoints carry
+    the statistics.
     """
     widths = tuple(widths)
     if not widths or min(widths) < 1:
@@ -47,10 +92,10 @@ def simple_cnn(
 
     features: list[tuple[str, nn.Module]] = []
     if mean is not None:
-        from torchvision.transforms import v2  # imported here: torchvision takes seconds to import
-
         mean_, std_ = ([float(v)] * in_channels if isinstance(v, (int, float)) else list(v) for v in (mean, std))
-        features.append(("normalize", v2.Normalize(mean=mean_, std=std_)))
+        if not len(mean_) == len(std_) == in_channels:
+            raise ValueError(f"mean and std need one value per input channel ({in_channels}), got {mean} and {std}")
+        features.append(("normalize", Standardize(mean_, std_)))
     channels = in_channels
     for i, width in enumerate(widths, start=1):
         features.append((f"conv{i}", nn.Conv2d(channels, width, 3, padding=1, bias=not batch_norm)))
