@@ -20,8 +20,8 @@ class Standardize(nn.Module):
     It computes what ``torchvision.transforms.v2.Normalize`` computes, as a layer
     whose statistics are *buffers*: they are saved in the model's ``state_dict``
     (a checkpoint carries the scaling its weights were trained with), they move
-    with ``model.to(device)``, and no optimizer touches them. Building it does
-    not import torchvision, which takes seconds.
+    with ``model.to(device)``, and no optimizer touches them. It needs nothing
+    beyond torch.
 
     Args:
         mean: One value per channel (or one for all of them).
