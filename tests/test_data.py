@@ -401,19 +401,13 @@ def loaded(root: Path) -> tuple[torch.Tensor, ...]:
     return (*splits.train.tensors, *splits.val.tensors, *splits.test.tensors)
 
 
-def assert_same(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        torch.testing.assert_close(x, y, rtol=0, atol=0)
-
-
 def test_later_loads_come_from_the_cache_without_torchvision(root, monkeypatch):
     arrays = tiny_fashion_mnist()
     write_raw_folder(root, arrays)
     first = loaded(root)
     assert sorted(p.name for p in (root / "FashionMNIST" / "tensors").iterdir()) == ["t10k.pt", "train.pt"]
     monkeypatch.setattr(data, "_fashion_mnist_class", raise_if_called)
-    assert_same(loaded(root), first)
+    torch.testing.assert_close(loaded(root), first, rtol=0, atol=0)
     np.testing.assert_array_equal((first[-2][:, 0] * 255).round().byte().numpy(), arrays["t10k-images-idx3-ubyte"])
 
 
@@ -435,8 +429,8 @@ def test_a_damaged_cache_is_rebuilt(root):
     first = loaded(root)
     for cache in (root / "FashionMNIST" / "tensors").iterdir():
         cache.write_bytes(b"not a tensor file")
-    assert_same(loaded(root), first)
-    assert_same(loaded(root), first)  # and the rebuilt cache loads
+    torch.testing.assert_close(loaded(root), first, rtol=0, atol=0)
+    torch.testing.assert_close(loaded(root), first, rtol=0, atol=0)  # and the rebuilt cache loads
 
 
 # fashion_mnist on the real data
