@@ -40,3 +40,27 @@ def test_table_refuses_bad_shapes():
         Table(["a", "b"], [], align="lc")
     with pytest.raises(ValueError, match="every row needs 2 cells"):
         Table(["a", "b"], [["x"]])
+
+
+def test_glue_hands_python_numbers_to_myst_nb(monkeypatch):
+    import myst_nb
+    import numpy as np
+    import torch
+
+    from cnncourse import glue
+
+    stored = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: stored.update({name: (value, display)}))
+    assert glue("acc", np.float64(0.25)) == 0.25 and type(stored["acc"][0]) is float
+    assert glue("n", torch.tensor(7)) == 7 and type(stored["n"][0]) is int
+    assert glue("name", "ResNet-20", display=True) == "ResNet-20" and stored["name"] == ("ResNet-20", True)
+    assert stored["acc"][1] is False  # the chapter's printed output shows the number in Jupyter
+
+
+def test_glue_without_myst_nb_does_nothing(monkeypatch):
+    import sys
+
+    from cnncourse import glue
+
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # as on Colab: importing it fails
+    assert glue("acc", 0.5) == 0.5

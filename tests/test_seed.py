@@ -41,8 +41,8 @@ def test_package_reexports_seed_everything():
     assert cnncourse.seed_everything is seed_everything
 
 
-def test_returns_the_seed(keep_determinism):
-    assert seed_everything(1234) == 1234
+def test_returns_nothing_so_a_notebook_cell_shows_no_stray_value(keep_determinism):
+    assert seed_everything(1234) is None
 
 
 def test_draws_repeat_after_reseeding(keep_determinism):

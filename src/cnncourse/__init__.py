@@ -10,7 +10,7 @@ from .arithmetic import (
 )
 from .device import describe_device, get_device
 from .models import create_model, list_models
-from .notebook import Table, fast_profile
+from .notebook import Table, fast_profile, glue
 from .seed import seed_everything
 from .summary_table import summary
 from .training import History, evaluate, fit, predict
@@ -30,6 +30,7 @@ __all__ = [
     "fast_profile",
     "fit",
     "get_device",
+    "glue",
     "list_models",
     "predict",
     "seed_everything",

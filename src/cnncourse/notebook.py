@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["Table", "fast_profile"]
+__all__ = ["Table", "fast_profile", "glue"]
 
 
 def fast_profile() -> bool:
@@ -21,6 +21,35 @@ def fast_profile() -> bool:
         >>> epochs = 1 if fast_profile() else 5
     """
     return os.environ.get("CNNCOURSE_FAST", "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def glue(name: str, value: Any, *, display: bool = False) -> Any:
+    """Hand ``value`` to the prose of the built book as ``{glue:text}`name```; return it unchanged.
+
+    A wrapper around myst-nb's ``glue`` that works wherever a chapter runs: where
+    myst-nb is not installed (Colab, a bare Jupyter) it does nothing, and the
+    reader sees the numbers in the printed output instead. NumPy and torch
+    scalars are stored as Python numbers, so that a format spec such as
+    ``{glue:text}`acc:.3f``` can format them (myst-nb parses the stored text).
+
+    Args:
+        name: The key the prose refers to; unique within the chapter.
+        value: A number, a string, or anything Jupyter can display.
+        display: Also show the value as the cell's output.
+
+    Example:
+        >>> accuracy = glue("cnn_accuracy", 0.9123)
+        >>> accuracy
+        0.9123
+    """
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # numpy and torch scalars
+        value = value.item()
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:  # no book tools here: the printed output is what the reader sees
+        return value
+    myst_glue(name, value, display=display)
+    return value
 
 
 class Table:

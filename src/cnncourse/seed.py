@@ -11,7 +11,7 @@ import torch
 __all__ = ["seed_everything"]
 
 
-def seed_everything(seed: int, *, deterministic: bool = False) -> int:
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed Python's, NumPy's and torch's generators (CPU and every GPU).
 
     Args:
@@ -21,15 +21,11 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
             slower on CUDA, and ops without a deterministic version raise an
             error naming themselves.
 
-    Returns:
-        The seed, so that a notebook can log it.
-
     Raises:
         ValueError: ``seed`` is negative or not an integer.
 
     Example:
         >>> seed_everything(0)
-        0
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
@@ -48,4 +44,3 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
         torch.backends.cudnn.deterministic = False
     else:
         torch.backends.cudnn.deterministic = False
-    return seed

@@ -1,4 +1,4 @@
-"""Fashion-MNIST, offline first, and the photos used by the kernel chapters.
+"""Fashion-MNIST, offline first: finding it, loading it as tensors, splitting it.
 
 :func:`fashion_mnist` finds the data in this order:
 
@@ -12,9 +12,9 @@ written to a temporary folder first and moved into place whole, so an
 interrupted fetch never leaves half a data set behind.
 
 The splits are held as tensors (the whole data set is 55 MB as bytes), and
-:func:`tensor_loader` batches them by index: on a CPU that is several times
-faster than collating one PIL image at a time, and on a GPU the tensors can
-live in device memory for the whole run.
+:func:`~cnncourse.data.loaders.tensor_loader` batches them by index: on a CPU
+that is several times faster than collating one PIL image at a time, and on a
+GPU the tensors can live in device memory for the whole run.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
+
+from .loaders import tensor_loader
 
 if TYPE_CHECKING:
     from torchvision.datasets import FashionMNIST
@@ -43,12 +44,10 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "DEBIAN_FASHION_MNIST",
     "DataSplits",
+    "can_reach",
     "default_data_root",
     "fashion_mnist",
     "prepare_fashion_mnist",
-    "tensor_loader",
-    "sample_image",
-    "SAMPLE_IMAGES",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ def default_data_root() -> Path:
     """
     if env := os.environ.get("CNNCOURSE_DATA"):
         return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     if (repo / "pyproject.toml").is_file() and (repo / "src" / "cnncourse").is_dir():
         return repo / "data"
     return Path.cwd() / "data"
@@ -240,58 +239,6 @@ def _load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     return saved["images"].unsqueeze(1).float().div_(255), saved["labels"].clone()
 
 
-def tensor_loader(
-    dataset: TensorDataset,
-    batch_size: int,
-    *,
-    shuffle: bool = False,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    drop_last: bool = False,
-) -> DataLoader:
-    """Batch a :class:`TensorDataset` by index instead of item by item.
-
-    A :class:`~torch.utils.data.BatchSampler` hands the dataset a whole list of
-    indices at once, so each batch is one tensor gather rather than
-    ``batch_size`` calls and a collate. With ``device`` set, the tensors are
-    moved there first: on a GPU the data then stay in device memory and only
-    the shuffled indices change each epoch. On CUDA without that, pinned
-    memory makes host-to-device copies asynchronous.
-
-    Args:
-        dataset: Tensors with a common first dimension.
-        batch_size: Examples per batch.
-        shuffle: Draw a new permutation each epoch.
-        seed: Seed of the shuffling generator, so epochs are reproducible.
-        device: Keep the tensors on this device (``None``: where they are).
-        drop_last: Drop a last, smaller batch.
-
-    Returns:
-        A :class:`~torch.utils.data.DataLoader` yielding ``(inputs, targets)``.
-
-    Example:
-        >>> ds = TensorDataset(torch.zeros(10, 1, 28, 28), torch.arange(10))
-        >>> [len(y) for _, y in tensor_loader(ds, 4)]
-        [4, 4, 2]
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if device is not None:
-        dataset = TensorDataset(*(t.to(device) for t in dataset.tensors))
-    on_cuda = dataset.tensors[0].is_cuda
-    if shuffle:
-        generator = torch.Generator().manual_seed(seed)
-        sampler = RandomSampler(dataset, generator=generator)
-    else:
-        sampler = SequentialSampler(dataset)
-    return DataLoader(
-        dataset,
-        sampler=BatchSampler(sampler, batch_size, drop_last=drop_last),
-        batch_size=None,  # the sampler already yields whole batches
-        pin_memory=torch.cuda.is_available() and not on_cuda,
-    )
-
-
 @dataclass(frozen=True)
 class DataSplits:
     """Train, validation and test splits of an image classification data set.
@@ -386,44 +333,9 @@ def fashion_mnist(
     )
 
 
-#: The scikit-image photos the kernel chapters use, by name.
-SAMPLE_IMAGES = ("camera", "chelsea", "astronaut", "coffee")
-
-
-def sample_image(name: str = "camera", *, gray: bool = False) -> torch.Tensor:
-    """Return one of scikit-image's bundled photos as a ``C x H x W`` float tensor in [0, 1].
-
-    Args:
-        name: One of :data:`SAMPLE_IMAGES`: ``"camera"`` (512 x 512 grayscale),
-            ``"chelsea"`` (a cat), ``"astronaut"`` or ``"coffee"`` (colour).
-        gray: Convert a colour photo to one luminance channel.
-
-    Raises:
-        ValueError: ``name`` is not a known photo.
-
-    Example:
-        >>> sample_image("camera").shape
-        torch.Size([1, 512, 512])
-    """
-    if name not in SAMPLE_IMAGES:
-        raise ValueError(f"unknown sample image {name!r}: choose one of {', '.join(SAMPLE_IMAGES)}")
-    from skimage import color, data  # imported here: only the kernel chapters need it
-
-    image = getattr(data, name)()  # uint8, H x W or H x W x 3
-    if gray and image.ndim == 3:
-        image = color.rgb2gray(image)  # float64 in [0, 1]
-    elif image.dtype == np.uint8:
-        image = image / 255.0
-    tensor = torch.from_numpy(np.asarray(image, dtype=np.float32))
-    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
-
-
 def main() -> None:
     """``python -m cnncourse.data``: fetch Fashion-MNIST and say where it is."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = prepare_fashion_mnist()
     log.info("Fashion-MNIST is ready in %s", _raw_folder(root))
 
-
-if __name__ == "__main__":
-    main()
