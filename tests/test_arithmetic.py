@@ -360,7 +360,7 @@ def test_tables_render_as_text_html_and_dicts():
         "the spatial part ends at '3'"
     )
     page = rf._repr_html_()
-    assert page.startswith("<table>") and page.count("<tr>") == len(rf.layers) + 2  # header, rows, footer
+    assert page.startswith("<table class=\"cnncourse-table\">") and page.count("<tr>") == len(rf.layers) + 2  # header, rows, footer
     assert '<th style="text-align:left">receptive field</th>' in page and "the spatial part ends at" in page
     assert rf.to_rows()[1] == {
         "name": "0", "type": "Conv2d", "output_size": (10, 10), "size": (3, 3),

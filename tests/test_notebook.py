@@ -28,7 +28,7 @@ def test_table_text_aligns_names_left_and_numbers_right():
 
 def test_table_html_has_caption_header_rows_and_footer_escaped():
     page = Table(["name", "n"], [["<b>", 1]], caption="a & b", footer=["one", "two"])._repr_html_()
-    assert page.startswith("<table><caption>a &amp; b</caption><thead>")
+    assert page.startswith("<table class=\"cnncourse-table\"><caption>a &amp; b</caption><thead>")
     assert '<th style="text-align:left">name</th><th style="text-align:right">n</th>' in page
     assert "<td style=\"text-align:left\">&lt;b&gt;</td>" in page and "<b>" not in page
     assert page.endswith('<tfoot><tr><td colspan="2" style="text-align:left">one<br>two</td></tr></tfoot></table>')

@@ -117,4 +117,5 @@ class Table:
         if self.footer:
             lines = "<br>".join(html.escape(text) for text in self.footer)
             foot = f'<tfoot><tr><td colspan="{len(self.header)}" style="text-align:left">{lines}</td></tr></tfoot>'
-        return f"<table>{caption}<thead><tr>{line(self.header, 'th')}</tr></thead><tbody>{body}</tbody>{foot}</table>"
+        return (f'<table class="cnncourse-table">{caption}'
+                f"<thead><tr>{line(self.header, 'th')}</tr></thead><tbody>{body}</tbody>{foot}</table>")

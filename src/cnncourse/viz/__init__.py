@@ -7,8 +7,11 @@ from .kernels import apply_kernel, classic_kernels
 from .png import array_to_png, figure_to_png, png_widget
 from .receptive import receptive_field_explorer
 from .sliding import draw_convolution, sliding_window_animation
+from .style import FIGURE_WIDTH, STYLE
 
 __all__ = [
+    "FIGURE_WIDTH",
+    "STYLE",
     "OfflineFuncAnimation",
     "apply_kernel",
     "array_to_png",

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .style import FIGURE_WIDTH
+
 __all__ = ["show_feature_maps", "show_kernels"]
 
 
@@ -39,7 +41,8 @@ def show_feature_maps(
         cmap: Matplotlib colour map.
         symmetric: Centre the colours on zero (``vmin = -vmax``), per channel;
             ``False`` stretches each channel from its minimum to its maximum.
-        size: Width of one picture in inches.
+        size: Width of one picture in inches (less where ``ncols`` pictures
+            would make a row wider than :data:`~cnncourse.viz.FIGURE_WIDTH`).
 
     Returns:
         The figure (shown at the end of a notebook cell, like any pyplot figure).
@@ -99,7 +102,8 @@ def show_kernels(
         cmap: Colour map of the one-channel pictures (centred on zero).
         annotate: Write each weight in its cell; by default when kernels are at
             most 5x5 and there are at most 16 of them.
-        size: Width of one picture in inches.
+        size: Width of one picture in inches (less where ``ncols`` pictures
+            would make a row wider than :data:`~cnncourse.viz.FIGURE_WIDTH`).
 
     Returns:
         The figure.
@@ -197,6 +201,7 @@ def _grid(count: int, ncols: int, size: float, *, aspect: float):
         raise ValueError("nothing to show: the tensor has no channels or kernels")
     ncols = min(ncols, count)
     nrows = math.ceil(count / ncols)
+    size = min(size, FIGURE_WIDTH / ncols)  # a row never wider than the website's column
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size * aspect + 0.3)),
                              squeeze=False, layout="constrained")
     axes = axes.ravel()
