@@ -62,6 +62,11 @@ COLORS = {
     "other": ("#eeeeee", "#6b6b6b"),
 }
 FONT_SIZE = 9  # points: the smallest the book allows
+#: Jupyter's inline backend saves figures with ``bbox_inches="tight"``, which pads the drawing by
+#: 0.1 inch on each side: a drawing that fills its figure is shown 0.2 inch wider than the figure.
+SAVE_PAD = 0.2
+#: The widest figure these diagrams make, so that the saved image stays within FIGURE_WIDTH.
+MAX_WIDTH = FIGURE_WIDTH - SAVE_PAD
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 _SHORT_NAMES = {"BatchNorm1d": "BN", "BatchNorm2d": "BN", "GroupNorm": "GN", "LayerNorm": "LN",
@@ -538,7 +543,7 @@ def architecture(
     *,
     group: bool = True,
     title: str | None = None,
-    width: float = FIGURE_WIDTH,
+    width: float = MAX_WIDTH,
 ) -> Figure:
     """Draw a network as a row of feature-map blocks with their shapes (the classic LeNet figure).
 
@@ -556,9 +561,10 @@ def architecture(
         group: Draw neighbours that do the same thing to the same shape once.
         title: A title above the drawing (none by default: the book's figures
             have captions).
-        width: The figure's largest width in inches (at most
-            :data:`~cnncourse.viz.FIGURE_WIDTH`); a network that fits in less
-            gets a narrower figure.
+        width: The figure's largest width in inches, at most
+            :data:`~cnncourse.viz.FIGURE_WIDTH` less the 0.2 inch that a
+            notebook adds around a saved figure (the default); a network
+            that fits in less gets a narrower figure.
 
     Returns:
         The figure (shown at the end of a notebook cell, like any pyplot figure).
@@ -572,8 +578,11 @@ def architecture(
         >>> from cnncourse.models import lenet5
         >>> fig = architecture(lenet5(), (1, 28, 28))
     """
-    if not 2.0 <= width <= FIGURE_WIDTH:
-        raise ValueError(f"width must be between 2 and viz.FIGURE_WIDTH ({FIGURE_WIDTH}) inches, got {width}")
+    if not 2.0 <= width <= MAX_WIDTH:
+        raise ValueError(
+            f"width must be between 2 and {MAX_WIDTH:g} inches (viz.FIGURE_WIDTH less the 0.2 inch a notebook adds "
+            f"around a saved figure), got {width}"
+        )
     blocks = architecture_blocks(model, input_size, group=group)
     boxes = _boxes(blocks)
     usable = width - _MARGIN - 0.1
