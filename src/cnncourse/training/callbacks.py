@@ -4,6 +4,11 @@ A callback is told when training begins (and given the model), after every
 batch and after every epoch (with that epoch's logs), and when training ends
 (with the history). It stops training by setting ``self.stop_training``; the
 loop checks the flag after each epoch.
+
+Under ``torchrun`` (see :mod:`cnncourse.distributed`) every rank runs the
+callbacks with the same, global logs, except those marked
+``main_process_only`` (checkpoints, TensorBoard), which only rank 0 runs. A
+callback that stops training on any rank stops all of them together.
 """
 
 from __future__ import annotations
@@ -28,9 +33,14 @@ Mode = Literal["auto", "min", "max"]
 
 
 class Callback:
-    """Base class: override the hooks you need; each does nothing by default."""
+    """Base class: override the hooks you need; each does nothing by default.
+
+    Set ``main_process_only = True`` in a callback that writes files or logs,
+    so that only rank 0 runs it when several processes train together.
+    """
 
     stop_training: bool = False
+    main_process_only: bool = False
 
     def on_train_begin(self, model: nn.Module) -> None:
         """Called once before the first epoch."""
@@ -147,7 +157,7 @@ class ModelCheckpoint(Callback):
     """Save the model's ``state_dict`` to ``path`` when the monitored value improves.
 
     The file is written next to its final name and then renamed, so a crash
-    never leaves a truncated checkpoint.
+    never leaves a truncated checkpoint. Under ``torchrun`` only rank 0 saves.
 
     Args:
         path: Where to write the checkpoint (a ``.pt`` file).
@@ -155,6 +165,8 @@ class ModelCheckpoint(Callback):
         mode: ``"min"``, ``"max"`` or ``"auto"``.
         save_best_only: Save only improvements (otherwise every epoch).
     """
+
+    main_process_only = True
 
     def __init__(
         self,
@@ -219,8 +231,10 @@ class TensorBoard(Callback):
     Example:
         >>> fit(model, train_loader, epochs=5, callbacks=[TensorBoard("runs/cnn")])  # doctest: +SKIP
 
-    Then ``tensorboard --logdir runs`` shows the curves.
+    Then ``tensorboard --logdir runs`` shows the curves. Under ``torchrun`` only rank 0 writes.
     """
+
+    main_process_only = True
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
         try:
@@ -230,7 +244,11 @@ class TensorBoard(Callback):
                 "TensorBoard logging needs the tensorboard package: "
                 "pip install 'cnncourse[tensorboard]' (or pip install tensorboard)"
             ) from err
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        # the writer (and its folder) is made when training begins, on the rank that writes
+        self.make_writer, self.log_dir = SummaryWriter, str(log_dir)
+
+    def on_train_begin(self, model: nn.Module) -> None:
+        self.writer = self.make_writer(log_dir=self.log_dir)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         for name, value in logs.items():
