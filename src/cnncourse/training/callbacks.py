@@ -23,6 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..distributed import is_main_process
 from .history import History
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LRScheduler", "TensorBoard"]
@@ -141,8 +142,9 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             self.stopped_epoch, self.stop_training = epoch, True
             since = "the start" if self.best_epoch is None else f"epoch {self.best_epoch + 1}"
-            log.info("Early stopping after epoch %d: %s has not improved since %s (patience %d)",
-                     epoch + 1, self.monitor, since, self.patience)
+            if is_main_process():  # every rank stops; one says so
+                log.info("Early stopping after epoch %d: %s has not improved since %s (patience %d)",
+                         epoch + 1, self.monitor, since, self.patience)
 
     def on_train_end(self, history: History) -> None:
         history.stopped_early = self.stopped_epoch is not None
@@ -150,7 +152,8 @@ class EarlyStopping(Callback):
         last = len(history) - 1
         if self.best_state is not None and self.best_epoch != last:
             self.model.load_state_dict(self.best_state)
-            log.info("Restored the weights of epoch %d", self.best_epoch + 1)
+            if is_main_process():
+                log.info("Restored the weights of epoch %d", self.best_epoch + 1)
 
 
 class ModelCheckpoint(Callback):
