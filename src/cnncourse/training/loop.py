@@ -271,6 +271,8 @@ def evaluate(
 def predict(model: nn.Module, loader: Batches, *, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(logits, targets)`` for every example of ``loader``, on the CPU.
 
+    Under a process group each rank predicts its own shard; nothing is gathered.
+
     Example:
         >>> logits, y = predict(model, test_loader)  # doctest: +SKIP
         >>> confusion_matrix(logits, y, num_classes=10)  # doctest: +SKIP
