@@ -1,4 +1,4 @@
-"""The GPU check: one command that exercises every CUDA path of cnncourse on a lent GPU, in under 8 minutes.
+"""The GPU check: one command that exercises every CUDA path of cnncourse on a lent GPU, sized for 8 minutes.
 
     python benchmarks/gpu_check.py                  # on a CUDA machine (or: make gpu-check)
     python benchmarks/gpu_check.py --dry-run        # anywhere: every step at toy size on the CPU (CI runs it)
