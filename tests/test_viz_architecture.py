@@ -210,8 +210,16 @@ def test_se_block_squeezes_excites_and_scales():
     assert_legible(fig)
     shown = texts(fig)
     assert ["global avg pool", "64×1×1", "fc, ReLU", "4×1×1", "fc, sigmoid", "64×1×1", "×"] == shown[2:9], shown
-    se_block = texts(block_diagram(BasicBlock(64, 64, attention=squeeze_excitation(16)), (64, 56, 56)))
+    se_resnet_block = BasicBlock(64, 64, attention=squeeze_excitation(16))
+    se_block = texts(block_diagram(se_resnet_block, (64, 56, 56)))
     assert se_block.index("SqueezeExcitation") < se_block.index("+")
+    # opened: the gates scale the residual branch before the shortcut is added
+    fig = block_diagram(se_resnet_block, (64, 56, 56), expand=True)
+    assert_legible(fig)
+    opened = texts(fig)
+    assert "SqueezeExcitation" not in opened
+    order = [opened.index(t) for t in ("3×3 conv, BN", "global avg pool", "fc, sigmoid", "×", "+", "ReLU")]
+    assert order == sorted(order) and opened.count("identity") == 1
 
 
 @pytest.mark.parametrize("name", ["resnet20", "resnet50", "se_resnet50", "googlenet_small"])

@@ -14,7 +14,8 @@ How the graph is simplified for reading:
 
 * Layers from ``torch.nn`` are drawn as single boxes; plain containers
   (``nn.Sequential``) are opened; blocks nested in the block (an SE block in an
-  SE-ResNet block, a zero-padding shortcut) are single boxes named by their class.
+  SE-ResNet block, a zero-padding shortcut) are single boxes named by their
+  class, or opened too with ``expand=True``.
 * A batch norm, activation or dropout right after a layer joins its box:
   ``3×3 conv, BN, ReLU``. A 1 x 1 convolution whose output is 1 x 1 is labelled
   ``fc`` (it is a fully connected layer, as in the SE block).
@@ -65,12 +66,16 @@ _SKIP_STEP = 0.28  # between the lines of nested shortcuts
 
 
 class _BlockTracer(fx.Tracer):
-    """Open the block and its plain containers; keep torch.nn layers and nested blocks whole."""
+    """Open the block and its plain containers; keep torch.nn layers (and nested blocks, unless expanding) whole."""
+
+    def __init__(self, expand: bool) -> None:
+        super().__init__()
+        self.expand = expand
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        if isinstance(m, _CONTAINERS):
+        if isinstance(m, _CONTAINERS) or module_qualified_name == "":
             return False
-        return module_qualified_name != "" or super().is_leaf_module(m, module_qualified_name)
+        return super().is_leaf_module(m, module_qualified_name) or not self.expand
 
 
 @dataclass(eq=False)
@@ -105,9 +110,9 @@ class _Node:
         return self.y - self.height / 2
 
 
-def _trace(block: nn.Module) -> fx.Graph:
+def _trace(block: nn.Module, expand: bool) -> fx.Graph:
     try:
-        return _BlockTracer().trace(block)
+        return _BlockTracer(expand).trace(block)
     except Exception as err:  # fx raises TraceError, TypeError, RuntimeError... on untraceable code
         raise TypeError(
             f"torch.fx could not trace {type(block).__name__}: {err}. block_diagram follows the graph torch.fx "
@@ -142,12 +147,15 @@ def _join_shape(target, args: Sequence, kwargs: dict, shapes: dict[fx.Node, Shap
     inputs = [shapes.get(a) for a in args if isinstance(a, fx.Node)]
     if any(p is None for p in inputs) or not inputs:
         return None
-    return tuple(torch.broadcast_shapes(*inputs))
+    try:
+        return tuple(torch.broadcast_shapes(*inputs))
+    except RuntimeError:
+        return None
 
 
-def _graph(block: nn.Module, input_size: Sequence[int]) -> list[_Node]:
+def _graph(block: nn.Module, input_size: Sequence[int], expand: bool) -> list[_Node]:
     size = _image_size(input_size)
-    graph = _trace(block)
+    graph = _trace(block, expand)
     modules = dict(block.named_modules())
     targets = [n.target for n in graph.nodes if n.op == "call_module"]
     module_shapes = _module_shapes(block, size, targets)
@@ -176,8 +184,7 @@ def _graph(block: nn.Module, input_size: Sequence[int]) -> list[_Node]:
             shapes[n] = _join_shape(n.target, n.args, n.kwargs, shapes)
             nodes[n] = _Node([_JOINS[n.target]], "join", shapes[n])
         elif n.op in ("call_function", "call_method"):
-            sources = [shapes.get(a) for a in n.all_input_nodes]
-            shapes[n] = sources[0] if len(sources) == 1 else None  # unknown: drawn without a shape
+            shapes[n] = None  # an operation the drawing does not know: no shape written
             name = getattr(n.target, "__name__", str(n.target))
             nodes[n] = _Node([name], "other", shapes[n])
         else:  # get_attr, output
@@ -195,7 +202,7 @@ def _collapse(nodes: list[_Node]) -> list[_Node]:
     for node in nodes:
         pred = node.preds[0] if len(node.preds) == 1 else None
         if (
-            pred is not None and node.kind == "other" and len(node.succs) <= 1 and len(pred.succs) == 1
+            pred is not None and node.kind == "other" and len(pred.succs) == 1
             and pred.kind in ("conv", "dense", "pool") and node.ops[0] in _FOLDABLE
         ):
             pred.ops += node.ops
@@ -248,6 +255,7 @@ def block_diagram(
     block: nn.Module,
     input_size: Sequence[int],
     *,
+    expand: bool = False,
     title: str | None = None,
 ) -> Figure:
     """Draw a building block from its ``forward``: layers, shortcuts, additions and concatenations.
@@ -257,6 +265,9 @@ def block_diagram(
             ``Inception(192, 64, 96, 128, 16, 32, 32)`` or ``SqueezeExcitation(64)``
             (or a block taken from a network: ``model.layer2[0]``).
         input_size: ``(C, H, W)`` of the block's input, such as ``(64, 56, 56)``.
+        expand: Also open the blocks nested in this one (the SE block inside
+            an SE-ResNet block, a zero-padding shortcut) instead of drawing
+            each as one box named by its class.
         title: A title above the drawing (none by default: the book's figures have captions).
 
     Returns:
@@ -274,7 +285,7 @@ def block_diagram(
     """
     if not isinstance(block, nn.Module):
         raise TypeError(f"block must be a torch.nn.Module, got {type(block).__name__}")
-    nodes = _graph(block, input_size)
+    nodes = _graph(block, input_size, expand)
     skips = _layout(nodes)
     ranks = max(n.rank for n in nodes) + 1
     if ranks > _MAX_RANKS:
