@@ -167,6 +167,21 @@ def test_grad_cam_on_torchvision_resnet18_with_in_place_relus(layer):
     assert not hooks_left(model) and not grads_left(model)
 
 
+def test_a_module_backward_hook_fails_where_grad_cam_works():
+    """Why tensor hooks: a full backward hook on a module whose output is then changed in place raises."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18().eval()
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    handle = model.layer4[1].bn2.register_full_backward_hook(lambda module, grad_in, grad_out: None)
+    try:
+        with pytest.raises(RuntimeError, match="modified inplace"):
+            model(x)[0, 1].backward()
+    finally:
+        handle.remove()
+        model.zero_grad(set_to_none=True)
+    assert torch.isfinite(grad_cam(model, x, 1, "layer4.1.bn2")).all()
+
+
 @pytest.mark.parametrize("name", zoo.names())
 def test_grad_cam_runs_on_every_zoo_model(name):
     model = zoo.load_pretrained(name)

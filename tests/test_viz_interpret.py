@@ -93,7 +93,8 @@ def test_every_state_shows_its_maps_and_grad_cam(explorer_and_links):
         name = LAYERS[j]
         output = maps[name][i]
         shown = output.abs().flatten(1).mean(1).argsort(descending=True)[:3].tolist()
-        assert f"<b>{name}</b>: {output.shape[0]} channels of {output.shape[1]}&times;{output.shape[2]}" in caption.value
+        size = f"{output.shape[0]} channels of {output.shape[1]}&times;{output.shape[2]}"
+        assert f"<b>{name}</b>: {size}" in caption.value
         assert f"channels {', '.join(map(str, shown))}" in caption.value
         assert f"<i>{CLASSES[predicted[i]]}</i> ({probabilities[i, predicted[i]]:.0%})" in caption.value
         expected = feature_panel(IMAGES[i], grad_cam(model, IMAGES[i:i + 1], predicted[i:i + 1], name)[0],
