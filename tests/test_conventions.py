@@ -170,3 +170,32 @@ def test_init_files_only_re_export():
             assert isinstance(node, (ast.ImportFrom, ast.Import, ast.Assign, ast.Expr)), (
                 f"{path.relative_to(ROOT)} defines {type(node).__name__}: __init__ files only re-export"
             )
+
+
+def test_chapter_titles_leave_numbering_to_the_book():
+    # Sphinx numbers the chapters of the numbered parts (and their figures: "Figure 3.2");
+    # a number typed into the title would show twice
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    for part in toc["parts"]:
+        for entry in part["chapters"]:
+            path = ROOT / f"{entry['file']}.ipynb"
+            if not path.is_file():
+                continue
+            title = "".join(json.loads(path.read_text())["cells"][0]["source"]).splitlines()[0]
+            assert title.startswith("# "), f"{path.name}: the first cell must be the title, '# Title'"
+            if part.get("numbered"):
+                assert not re.match(r"# \d", title), f"{path.name}: {title!r} carries a number; Sphinx adds it"
+            else:
+                assert re.match(r"# [A-Z]\. ", title), f"{path.name}: appendices keep their letter, '# A. Title'"
+
+
+def test_chapter_costs_are_rendered_from_their_one_record():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chapter_costs", ROOT / "tools" / "chapter_costs.py")
+    costs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(costs)
+    fix = "run `python tools/chapter_costs.py render` (never edit the tables by hand)"
+    assert (ROOT / "README.md").read_text() == costs.readme_text(), f"README's cost table is stale: {fix}"
+    assert costs.INCLUDE.read_text() == costs.include_text(), f"book/_chapter_costs.md is stale: {fix}"
+    assert [file for file, _ in costs.chapters()] == [f for f in toc_files() if (ROOT / f"{f}.ipynb").is_file()]

@@ -36,6 +36,7 @@ from cnncourse.viz import (
     sliding_window_animation,
 )
 from cnncourse.viz._geometry import ConvGeometry
+from cnncourse.viz.explorers import LIVE_ONLY_CLASS
 
 try:  # tests/ may or may not be a package
     from .widget_helpers import decode, recording_jslinks, walk
@@ -363,6 +364,14 @@ def test_kernel_explorer_says_the_editor_needs_a_kernel():
     explorer = kernel_explorer(torch.rand(1, 8, 8))
     help_text = " ".join(w.value for w in walk(explorer) if isinstance(w, widgets.HTML))
     assert "only in a running notebook" in help_text and "website" in help_text
+
+
+def test_kernel_explorer_marks_its_editor_as_live_only():
+    # the website makes these boxes read-only (_static/cnncourse.js): no kernel runs there
+    explorer = kernel_explorer(torch.rand(1, 8, 8), {"a": torch.eye(3), "b": torch.ones(3, 3)})
+    grids = [w for w in walk(explorer) if isinstance(w, widgets.GridBox)]
+    assert len(grids) == 2 and all(LIVE_ONLY_CLASS in g._dom_classes for g in grids)
+    assert all(isinstance(c, widgets.FloatText) for g in grids for c in g.children)
 
 
 def test_kernel_explorer_shrinks_large_pictures():

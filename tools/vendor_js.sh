@@ -147,6 +147,8 @@ target="$vendor_dir/jupyter-widgets"
 rm -rf "$target"
 mkdir -p "$target"
 cp "$dist/embed-amd.js" "$target/embed-amd.js"
+# Without the ipywidgets 7 bundles and the inline CSS source maps (see the script).
+python3 "$repo_root/tools/slim_widget_manager.py" "$target/embed-amd.js"
 cp "$dist"/*.woff2 "$target/"
 # Licences of the libraries webpack bundled (jQuery, jQuery UI, is-plain-object);
 # npm ships the file for embed.js only, whose bundle has the same third parties.
@@ -203,9 +205,7 @@ cat > "$target/require-config.js" <<'JS'
   var here = new URL(".", script.src).href;
   var names = [
     "@jupyter-widgets/base",
-    "@jupyter-widgets/base7",
     "@jupyter-widgets/controls",
-    "@jupyter-widgets/controls7",
     "@jupyter-widgets/html-manager",
     "@jupyter-widgets/html-manager/dist/libembed-amd"
   ];
@@ -259,9 +259,11 @@ embedded in the page, and the widget manager below renders it and runs the
 \`jslink\`s between the controls in the browser.
 
 - What: \`jupyter-widgets/embed-amd.js\`, the RequireJS build of
-  \`@jupyter-widgets/html-manager\` $HTML_MANAGER_VERSION ($(size "$vendor_dir/jupyter-widgets/embed-amd.js") KiB). It has
-  \`@jupyter-widgets/base\`, \`controls\` and \`output\` (and their ipywidgets 7
-  versions) built in, so it loads no widget module from a CDN. Beside it, the
+  \`@jupyter-widgets/html-manager\` $HTML_MANAGER_VERSION ($(size "$vendor_dir/jupyter-widgets/embed-amd.js") KiB), slimmed by
+  \`tools/slim_widget_manager.py\`: it keeps \`@jupyter-widgets/base\`, \`controls\`
+  and \`output\` built in, so it loads no widget module from a CDN, and drops
+  their ipywidgets 7 versions (the book saves ipywidgets 8 states) and the inline
+  source maps of their stylesheets (3.6 MB as published). Beside it, the
   three Font Awesome 5.15.4 \`.woff2\` fonts that its CSS uses for icons, and
   \`require-config.js\`, a few lines written by \`tools/vendor_js.sh\` that map
   the widget modules' names to this folder in RequireJS, so that their CSS

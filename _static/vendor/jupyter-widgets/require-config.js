@@ -17,9 +17,7 @@
   var here = new URL(".", script.src).href;
   var names = [
     "@jupyter-widgets/base",
-    "@jupyter-widgets/base7",
     "@jupyter-widgets/controls",
-    "@jupyter-widgets/controls7",
     "@jupyter-widgets/html-manager",
     "@jupyter-widgets/html-manager/dist/libembed-amd"
   ];

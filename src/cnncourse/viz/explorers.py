@@ -33,7 +33,7 @@ from .kernels import apply_kernel, as_image, classic_kernels
 from .png import array_to_png, figure_to_png, png_widget
 from .sliding import draw_on, frame_size, note_count
 
-__all__ = ["MAX_STATES", "conv_explorer", "kernel_explorer"]
+__all__ = ["LIVE_ONLY_CLASS", "MAX_STATES", "conv_explorer", "kernel_explorer"]
 
 #: Most states (pictures) one explorer may precompute; each one is embedded in the page.
 MAX_STATES = 160
@@ -42,6 +42,9 @@ MAX_STATES = 160
 KERNEL_EXPLORER_CLASS = "cnncourse-kernel-explorer"
 CONV_EXPLORER_CLASS = "cnncourse-conv-explorer"
 STATES_CLASS = "cnncourse-explorer-states"
+#: Controls that only a running kernel can act on; the website makes them read-only
+#: (``_static/cnncourse.js``), since no Python runs behind its pages.
+LIVE_ONLY_CLASS = "cnncourse-live-only"
 
 _KERNEL_DECIMALS = 4  # what the editor shows (and so what the maps are computed with)
 _ERROR_STYLE = "color: #b00020; max-width: 40em; padding: 0.5em 0"
@@ -103,7 +106,7 @@ def kernel_explorer(
             widgets.HTML("<b>feature map</b>", style=html_style, **shared),
             feature_map,
             widgets.HTML(f"kernel <i>{_escape(name)}</i>:", style=html_style, **shared),
-            widgets.GridBox(cells, layout=grid_layout),
+            _live_only(widgets.GridBox(cells, layout=grid_layout)),
         ], **shared))
     stack = widgets.Stack(pages, selected_index=0)
     stack.add_class(STATES_CLASS)
@@ -267,6 +270,11 @@ def _explorer(rows: Sequence[widgets.Widget], css_class: str, help_html: str) ->
     explorer = widgets.VBox([*rows, help_text])
     explorer.add_class(css_class)
     return explorer
+
+
+def _live_only(widget: widgets.DOMWidget) -> widgets.DOMWidget:
+    widget.add_class(LIVE_ONLY_CLASS)
+    return widget
 
 
 def _recompute_map(picture: torch.Tensor, cells: list[widgets.FloatText], target: widgets.Image):
