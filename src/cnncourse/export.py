@@ -40,7 +40,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,7 +269,7 @@ def picker_samples(per_class: int = 3, root: str | os.PathLike | None = None) ->
 
 def export_live(out_dir: str | os.PathLike, names: Sequence[str] | None = None, *,
                 directory: str | os.PathLike | None = None, data_root: str | os.PathLike | None = None,
-                per_class: int = 3) -> dict[str, Any]:
+                per_class: int = 3, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write everything the live page loads into ``out_dir`` (see the module's docstring).
 
     Args:
@@ -278,6 +278,7 @@ def export_live(out_dir: str | os.PathLike, names: Sequence[str] | None = None, 
         directory: The zoo's folder (default :func:`cnncourse.zoo.zoo_dir`).
         data_root: Fashion-MNIST's folder (default :func:`cnncourse.data.default_data_root`).
         per_class: Test images per class in ``samples.json``.
+        extra: More entries for ``models.json`` (the build adds a fingerprint of its inputs).
 
     Returns:
         The content of ``models.json``.
@@ -296,6 +297,7 @@ def export_live(out_dir: str | os.PathLike, names: Sequence[str] | None = None, 
         "classes": list(FASHION_MNIST_CLASSES),
         "samples": "samples.json",
         "models": models,
+        **(extra or {}),
     }
     (out / "models.json").write_text(json.dumps(meta, indent=1) + "\n")
     files = [*(m["file"] for m in models), "samples.json", "models.json"]
