@@ -35,6 +35,7 @@ data: setup  ## put Fashion-MNIST into data/ (from Debian's package, else the in
 book: data  ## build the website into _build/html (chapters rerun only when they change)
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
+	@echo "(the live page runs WebAssembly and needs a server: cd $(HTML) && python -m http.server)"
 
 book-strict: data  ## rebuild the website running every chapter, Sphinx warnings as errors (CI)
 	@# _config.yml with execution forced (no cached output is reused); it sits beside

@@ -25,7 +25,7 @@ TOLERANCE = 1e-5
 def exported(tmp_path_factory):
     """Everything the live page loads, exported once into a scratch folder."""
     folder = tmp_path_factory.mktemp("live")
-    return folder, export.export_live(folder)
+    return folder, export.export_live(folder, extra={"fingerprint": "abc"})
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,7 @@ def test_metadata_records_the_checkpoints_and_checksums(exported):
     folder, meta = exported
     assert meta["classes"] == list(FASHION_MNIST_CLASSES)
     assert json.loads((folder / "models.json").read_text()) == meta
+    assert meta["fingerprint"] == "abc"
     sums = dict(reversed(line.split()) for line in (folder / "SHA256SUMS").read_text().splitlines())
     assert set(sums) == {"models.json", "samples.json", *(f"{n}.onnx" for n in export.LIVE_MODELS)}
     for file, digest in sums.items():

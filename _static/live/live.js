@@ -124,6 +124,7 @@
     const metaPromise = fetchJSON("models.json");
     const samplesPromise = fetchJSON("samples.json");
     state.runtime = loadRuntime();
+    state.runtime.catch(() => undefined); // its failure is reported where it is awaited
     // The first network's session starts as soon as the runtime and the network are here.
     metaPromise.then((meta) => sessionFor(meta.models[0].name, meta)).catch(() => undefined);
     await domReady();
@@ -309,28 +310,45 @@
     return el;
   }
 
+  /** The figure: network choice, input and prediction side by side, picker, feature maps. */
   function build() {
-    const root = ui.root;
-    const meta = state.meta;
+    const top = element("div", "live-top");
+    top.append(buildInput(), buildPrediction());
+    ui.layers = element("div", "live-layers"); // filled in by choose()
+    ui.root.append(buildModelChoice(), top, buildPicker(), ...buildLayerHeader(), ui.layers);
+  }
 
-    // Which network.
-    const models = element("fieldset", "live-models");
-    models.appendChild(element("legend", "", "Network"));
-    ui.modelInputs = meta.models.map((m) => {
+  /** A fieldset of radio buttons; `choices` are [label (text or nodes), checked, onChange]. */
+  function radios(legend, name, choices) {
+    const fieldset = element("fieldset", `live-${name}`);
+    fieldset.appendChild(element("legend", "", legend));
+    const inputs = choices.map(([text, checked, onChange]) => {
       const label = element("label", "live-choice");
       const input = element("input");
       input.type = "radio";
-      input.name = "cnncourse-live-model";
-      input.value = m.name;
-      input.addEventListener("change", () => choose(m.name).catch(showError));
-      label.append(input, ` ${m.title} `,
-                   element("span", "live-note", `(${(100 * m.test_accuracy).toFixed(1)}% on the test set)`));
-      models.appendChild(label);
+      input.name = `cnncourse-live-${name}`;
+      input.checked = checked;
+      input.addEventListener("change", onChange);
+      label.append(input, " ", ...[].concat(text));
+      fieldset.appendChild(label);
       return input;
     });
+    return [fieldset, inputs];
+  }
 
-    // The input: a 28 x 28 canvas, drawn on with mouse, finger or pen.
-    const input = element("div", "live-input");
+  function buildModelChoice() {
+    const [fieldset, inputs] = radios("Network", "models", state.meta.models.map((m) => [
+      [`${m.title} `, element("span", "live-note", `(${(100 * m.test_accuracy).toFixed(1)}% on the test set)`)],
+      false,
+      () => choose(m.name).catch(showError),
+    ]));
+    inputs.forEach((input, k) => { input.value = state.meta.models[k].name; });
+    ui.modelInputs = inputs;
+    return fieldset;
+  }
+
+  /** The input: a 28 x 28 canvas, drawn on with a mouse, a finger or a pen, and its tools. */
+  function buildInput() {
     ui.canvas = element("canvas", "live-canvas");
     ui.canvas.width = SIZE;
     ui.canvas.height = SIZE;
@@ -338,14 +356,16 @@
     ui.canvas.setAttribute("aria-label",
       "Drawing area, 28 by 28 pixels: draw on it with a mouse, a finger or a pen. " +
       "It shows the network's input: white on black, like Fashion-MNIST.");
+    listenForStrokes(ui.canvas);
     ui.source = element("p", "live-source");
-    const tools = element("div", "live-tools");
+
     ui.pen = toolButton("Pen", "pen");
     ui.eraser = toolButton("Eraser", "eraser");
     const clear = element("button", "live-button", "Clear");
     clear.type = "button";
     clear.addEventListener("click", () => {
       state.ink.fill(0);
+      markPicked(-1);
       state.source = "A blank canvas: draw something.";
       drawInput();
       update();
@@ -360,15 +380,20 @@
     brush.setAttribute("aria-label", "Brush radius in pixels");
     brush.addEventListener("input", () => { state.brush = Number(brush.value); });
     brushLabel.appendChild(brush);
+    const tools = element("div", "live-tools");
     tools.append(ui.pen, ui.eraser, clear, brushLabel);
-    input.append(ui.canvas, ui.source, tools);
-    listenForStrokes(ui.canvas);
 
-    // The prediction: the five likeliest classes.
+    const input = element("div", "live-input");
+    input.append(ui.canvas, ui.source, tools);
+    return input;
+  }
+
+  /** The prediction: the five likeliest classes as bars, and the verdict in words. */
+  function buildPrediction() {
     const prediction = element("div", "live-prediction");
     prediction.appendChild(element("h3", "live-heading", "Top five classes"));
-    ui.top = element("ol", "live-top5");
-    ui.top.setAttribute("aria-label", "The five likeliest classes and their probabilities");
+    const list = element("ol", "live-top5");
+    list.setAttribute("aria-label", "The five likeliest classes and their probabilities");
     ui.rows = [];
     for (let k = 0; k < 5; k++) {
       const row = element("li", "live-row");
@@ -379,61 +404,53 @@
       bar.appendChild(fill);
       bar.setAttribute("aria-hidden", "true");
       row.append(name, bar, value);
-      ui.top.appendChild(row);
+      list.appendChild(row);
       ui.rows.push({ name, fill, value });
     }
     ui.verdict = element("p", "live-verdict");
     // Screen readers hear the top class when it changes, not every stroke's percentages.
     ui.announce = element("p", "live-visually-hidden");
     ui.announce.setAttribute("aria-live", "polite");
-    prediction.append(ui.top, ui.verdict, ui.announce);
+    prediction.append(list, ui.verdict, ui.announce);
+    return prediction;
+  }
 
-    // The picker: a few Fashion-MNIST test images.
+  /** The picker: a few Fashion-MNIST test images, as buttons. */
+  function buildPicker() {
     const picker = element("fieldset", "live-picker");
     picker.appendChild(element("legend", "", "Fashion-MNIST test images"));
     const thumbs = element("div", "live-thumbs");
-    state.samples.labels.forEach((label, k) => {
+    ui.thumbs = state.samples.labels.map((label, k) => {
+      const name = state.meta.classes[label];
       const button = element("button", "live-thumb");
       button.type = "button";
-      button.setAttribute("aria-label", `Test image ${state.samples.indices[k]}: ${meta.classes[label]}`);
-      button.title = meta.classes[label];
+      button.setAttribute("aria-label", `Test image ${state.samples.indices[k]}: ${name}`);
+      button.title = name;
       const thumb = element("canvas");
       thumb.width = SIZE;
       thumb.height = SIZE;
-      paintGray(thumb, state.samples.pixels.subarray(k * SIZE * SIZE, (k + 1) * SIZE * SIZE), 1);
+      paintGray(thumb, sample(k), 1);
       button.appendChild(thumb);
+      button.setAttribute("aria-pressed", "false");
       button.addEventListener("click", () => { pick(k); update(); });
       thumbs.appendChild(button);
+      return button;
     });
     picker.appendChild(thumbs);
+    return picker;
+  }
 
-    // The feature maps, one panel per layer, filled in by choose().
-    ui.layers = element("div", "live-layers");
-    const layersHeading = element("h3", "live-heading", "Feature maps, layer by layer");
-    ui.legend = element("p", "live-note",
+  /** The feature maps' heading, how to read their colours, and the choice of colour scale. */
+  function buildLayerHeader() {
+    const heading = element("h3", "live-heading", "Feature maps, layer by layer");
+    const legend = element("p", "live-note",
       "Each small square is one feature map (one channel). Colours: dark violet is zero and yellow " +
       "the largest value; where a layer has negative values (tanh), blue is negative, white zero " +
       "and red positive. Each layer has its own scale, given above it; one scale per map shows " +
       "the pattern inside weak maps too, but no longer which maps are strong.");
-    const scale = element("fieldset", "live-scale");
-    scale.appendChild(element("legend", "", "Colour scale"));
-    [["one per layer", false], ["one per map", true]].forEach(([text, perMap]) => {
-      const label = element("label", "live-choice");
-      const radio = element("input");
-      radio.type = "radio";
-      radio.name = "cnncourse-live-scale";
-      radio.checked = perMap === state.perMap;
-      radio.addEventListener("change", () => {
-        state.perMap = perMap;
-        update();
-      });
-      label.append(radio, ` ${text}`);
-      scale.appendChild(label);
-    });
-
-    const top = element("div", "live-top");
-    top.append(input, prediction);
-    root.append(models, top, picker, layersHeading, ui.legend, scale, ui.layers);
+    const [scale] = radios("Colour scale", "scale", [[false, "one per layer"], [true, "one per map"]].map(
+      ([perMap, text]) => [text, perMap === state.perMap, () => { state.perMap = perMap; update(); }]));
+    return [heading, legend, scale];
   }
 
   function toolButton(text, tool) {
@@ -477,19 +494,33 @@
     });
     setStatus(`Loading ${model.title}\u2026`);
     await sessionFor(name);
-    setStatus(`${model.title} runs in your browser. Draw, or pick a test image.`);
-    update();
+    if (state.model === model) { // the reader may have chosen another network meanwhile
+      setStatus(`${model.title} runs in your browser. Draw, or pick a test image.`);
+      update();
+    }
   }
 
+  /** The bytes of test image `k` of the picker. */
+  function sample(k) {
+    return state.samples.pixels.subarray(k * SIZE * SIZE, (k + 1) * SIZE * SIZE);
+  }
+
+  /** Make test image `k` the input. */
   function pick(k) {
-    const pixels = state.samples.pixels.subarray(k * SIZE * SIZE, (k + 1) * SIZE * SIZE);
+    const pixels = sample(k);
     const scale = state.model.input.scale; // 1/255: bytes to [0, 1], as the network was trained
     for (let i = 0; i < pixels.length; i++) {
       state.ink[i] = pixels[i] * scale;
     }
+    markPicked(k);
     const label = state.meta.classes[state.samples.labels[k]];
     state.source = `Test image ${state.samples.indices[k]}, labelled \u201c${label}\u201d. Draw on it to change it.`;
     drawInput();
+  }
+
+  /** Show which test image is the input (none: -1). */
+  function markPicked(k) {
+    ui.thumbs.forEach((button, i) => button.setAttribute("aria-pressed", String(i === k)));
   }
 
   // --- Drawing ------------------------------------------------------------------------
@@ -514,6 +545,7 @@
       stroke(last, last);
       if (!state.source.startsWith("Your drawing")) {
         state.source = "Your drawing.";
+        markPicked(-1);
       }
       drawInput();
       update();
