@@ -33,6 +33,9 @@ data: setup  ## put Fashion-MNIST into data/ (from Debian's package, else the in
 	$(PYTHON) -m cnncourse.data
 
 book: data  ## build the website into _build/html (chapters rerun only when they change)
+	@# Sphinx 7.4 never overwrites a file already in _build/html/_static, so a changed
+	@# stylesheet or script would not reach the site; they are copied afresh each time.
+	rm -rf $(HTML)/_static
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
 	@echo "(the live page runs WebAssembly and needs a server: cd $(HTML) && python -m http.server)"
@@ -43,6 +46,7 @@ book-strict: data  ## rebuild the website running every chapter, Sphinx warnings
 	$(PYTHON) -c 'import yaml; c = yaml.safe_load(open("_config.yml")); \
 		c["execute"]["execute_notebooks"] = "force"; \
 		yaml.safe_dump(c, open("_config.force.yml", "w"), sort_keys=False)'
+	rm -rf $(HTML)/_static
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html --all -W --keep-going \
 		--config _config.force.yml; status=$$?; rm -f _config.force.yml; exit $$status
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
