@@ -120,6 +120,7 @@ def test_page_logits_equal_pytorch_for_every_network(open_live):
     images = X[:IMAGES]
     pixels = images.flatten(1).tolist()  # float32 values, exact as JavaScript numbers
     page, problems = open_live()
+    differences = {}
     for entry in meta["models"]:
         name = entry["name"]
         assert entry["checkpoint_sha256"] == zoo.load_info(name).sha256, (
@@ -129,10 +130,12 @@ def test_page_logits_equal_pytorch_for_every_network(open_live):
                             " return out; }", [pixels, name])
         with torch.no_grad():
             expected = zoo.load_pretrained(name)(images)
-        difference = (torch.tensor(got) - expected).abs().max().item()
+        difference = differences[name] = (torch.tensor(got) - expected).abs().max().item()
         assert difference <= MAX_LOGIT_DIFFERENCE, f"{name}: the page's logits differ from PyTorch's by {difference:.2e}"
         accuracy = (torch.tensor(got).argmax(1) == y[:IMAGES]).float().mean().item()
         assert accuracy >= 0.7, f"{name}: only {accuracy:.0%} of {IMAGES} test images right in the page"
+    sh.screenshot_dir().mkdir(parents=True, exist_ok=True)
+    (sh.screenshot_dir() / "live-logit-differences.json").write_text(json.dumps(differences, indent=1))
     assert not problems, "the browser reported problems:\n" + "\n".join(problems)
 
 
