@@ -269,7 +269,7 @@
       throw new Error(`predict needs ${SIZE * SIZE} pixels, got ${pixels && pixels.length}`);
     }
     const { model, outputs } = await run(name || state.model.name, pixels);
-    const logits = Array.from(outputs.logits.data);
+    const logits = Array.from(outputs[model.outputs[0].name].data);
     return { model: model.name, logits, probabilities: softmax(logits) };
   }
 
@@ -527,9 +527,10 @@
 
   function listenForStrokes(canvas) {
     let last = null; // the previous point of the stroke, in grid coordinates
-    const toGrid = (event) => {
+    const toGrid = (event) => { // inside the border: client* sizes leave it out
       const box = canvas.getBoundingClientRect();
-      return [(event.clientX - box.left) / box.width * SIZE, (event.clientY - box.top) / box.height * SIZE];
+      return [(event.clientX - box.left - canvas.clientLeft) / canvas.clientWidth * SIZE,
+              (event.clientY - box.top - canvas.clientTop) / canvas.clientHeight * SIZE];
     };
     canvas.addEventListener("pointerdown", (event) => {
       if (event.button !== 0) {
@@ -669,7 +670,7 @@
 
   /** Show one prediction: the bars, the announcement and every layer's maps. */
   function show(model, outputs) {
-    const logits = Array.from(outputs.logits.data);
+    const logits = Array.from(outputs[model.outputs[0].name].data); // the first output: the logits
     const p = softmax(logits);
     const order = p.map((v, k) => k).sort((a, b) => p[b] - p[a]);
     ui.rows.forEach((row, k) => {
