@@ -220,8 +220,15 @@ def export_model(name: str, path: str | os.PathLike, *, directory: str | os.Path
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(wrapped, (example,), path, dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
                       output_names=outputs, external_data=False, verbose=False)
-    # Where the weights came from, inside the file too.
     graph = onnx.load(path)
+    # The exporter notes each node's Python stack trace and FX node, absolute paths of this
+    # machine included; only the module path ("namespace", which Netron shows) is worth shipping.
+    for node in graph.graph.node:
+        kept = [(p.key, p.value) for p in node.metadata_props if p.key == "namespace"]
+        del node.metadata_props[:]
+        for key, value in kept:
+            node.metadata_props.add(key=key, value=value)
+    # Where the weights came from, inside the file too.
     for key, value in {"cnncourse.zoo_entry": name, "cnncourse.checkpoint_sha256": info.sha256}.items():
         graph.metadata_props.add(key=key, value=value)
     graph.doc_string = f"cnncourse zoo entry {name} ({live.title}): logits and {len(live.taps)} feature maps"
