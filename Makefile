@@ -13,7 +13,7 @@ HTML := _build/html
 # Chapters show tqdm progress bars in Jupyter; the website has no use for them.
 BOOK_ENV := TQDM_DISABLE=1
 
-.PHONY: help setup data book book-strict test check-site clean
+.PHONY: help setup data book book-strict test check-site gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ test: data  ## run the unit tests and execute every chapter in the smoke profile
 
 check-site:  ## check the built website: pages, outputs, figures, headless Chromium
 	$(PYTHON) -m pytest -m site tests
+
+gpu-check: data  ## on a CUDA GPU: tests, chapters, benchmarks, the GPU recipe (GPU_CHECK_ARGS=--dry-run: toy size, CPU)
+	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:  ## remove the built book and caches (keeps the environment and data/)
 	rm -rf _build .pytest_cache
