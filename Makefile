@@ -38,6 +38,7 @@ book: data  ## build the website into _build/html (chapters rerun only when they
 	@# stylesheet or script of ours would not reach the site: copy them over it.
 	cp -R _static/. $(HTML)/_static/
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
+	@echo "(the live page runs WebAssembly and needs a server: cd $(HTML) && python -m http.server)"
 
 book-strict: data  ## rebuild the website running every chapter, Sphinx warnings as errors (CI)
 	@# _config.yml with execution forced (no cached output is reused); it sits beside
