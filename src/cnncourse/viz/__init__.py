@@ -4,7 +4,7 @@ from .animation import OfflineFuncAnimation, offline_jshtml
 from .explorers import conv_explorer, kernel_explorer
 from .galleries import show_feature_maps, show_kernels
 from .kernels import apply_kernel, classic_kernels
-from .png import array_to_png, figure_to_png, png_widget
+from .png import array_to_jpeg, array_to_png, figure_to_jpeg, figure_to_png, jpeg_figure, png_widget
 from .receptive import receptive_field_explorer
 from .sliding import draw_convolution, sliding_window_animation
 from .style import FIGURE_WIDTH, STYLE
@@ -14,11 +14,14 @@ __all__ = [
     "STYLE",
     "OfflineFuncAnimation",
     "apply_kernel",
+    "array_to_jpeg",
     "array_to_png",
     "classic_kernels",
     "conv_explorer",
     "draw_convolution",
+    "figure_to_jpeg",
     "figure_to_png",
+    "jpeg_figure",
     "kernel_explorer",
     "offline_jshtml",
     "png_widget",
