@@ -16,6 +16,7 @@ import html as html_module
 import io
 import re
 
+import matplotlib
 from matplotlib.animation import FuncAnimation
 from PIL import Image
 
@@ -113,7 +114,10 @@ class OfflineFuncAnimation(FuncAnimation):
         self.alt = alt
 
     def to_jshtml(self, fps=None, embed_frames=True, default_mode=None) -> str:
-        html = super().to_jshtml(fps=fps, embed_frames=embed_frames, default_mode=default_mode)
+        # Frames at the figure's own dpi, whatever savefig.dpi a style sets (the book's
+        # sets 100): every frame is embedded in the page, so its size is the page's.
+        with matplotlib.rc_context({"savefig.dpi": "figure"}):
+            html = super().to_jshtml(fps=fps, embed_frames=embed_frames, default_mode=default_mode)
         return offline_jshtml(html, alt=self.alt)
 
     def _repr_html_(self) -> str:

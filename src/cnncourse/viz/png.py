@@ -64,7 +64,8 @@ def figure_to_jpeg(fig: Figure, *, quality: int = 85) -> bytes:
         quality: JPEG quality, 1 to 95 (Pillow's scale).
 
     Returns:
-        The JPEG file's bytes (RGB, the figure's transparent parts white).
+        The JPEG file's bytes (RGB, the figure's transparent parts white),
+        cropped to what the figure draws, as Jupyter crops its PNG figures.
 
     Example:
         >>> from matplotlib.figure import Figure
@@ -74,10 +75,10 @@ def figure_to_jpeg(fig: Figure, *, quality: int = 85) -> bytes:
     if not isinstance(fig, Figure):
         raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     _check_quality(quality)
+    # Cropped to what is drawn, as Jupyter's inline backend does with its PNGs.
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="rgba", dpi=fig.dpi)
-    width, height = fig.canvas.get_width_height(physical=True)
-    rgba = Image.frombuffer("RGBA", (width, height), buffer.getbuffer(), "raw", "RGBA", 0, 1)
+    fig.savefig(buffer, format="png", dpi=fig.dpi, bbox_inches="tight", pad_inches=0.1, facecolor="white")
+    rgba = Image.open(buffer).convert("RGBA")
     image = Image.new("RGB", rgba.size, "white")
     image.paste(rgba, mask=rgba.getchannel("A"))
     return _save_jpeg(image, quality)
