@@ -1,6 +1,8 @@
 """Pictures, animations and explorers (widgets) for the book's chapters."""
 
 from .animation import OfflineFuncAnimation, offline_jshtml
+from .architecture import ArchitectureBlock, architecture, architecture_blocks
+from .block_diagram import block_diagram
 from .explorers import conv_explorer, kernel_explorer
 from .galleries import show_feature_maps, show_kernels
 from .kernels import apply_kernel, classic_kernels
@@ -10,12 +12,16 @@ from .sliding import draw_convolution, sliding_window_animation
 from .style import FIGURE_WIDTH, STYLE
 
 __all__ = [
+    "ArchitectureBlock",
     "FIGURE_WIDTH",
     "STYLE",
     "OfflineFuncAnimation",
     "apply_kernel",
+    "architecture",
+    "architecture_blocks",
     "array_to_jpeg",
     "array_to_png",
+    "block_diagram",
     "classic_kernels",
     "conv_explorer",
     "draw_convolution",
