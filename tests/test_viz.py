@@ -374,6 +374,20 @@ def test_jpeg_figure_shows_a_jpeg_and_closes_the_figure():
     assert fig.number not in plt.get_fignums()
 
 
+def test_png_figure_is_a_palette_png_and_closes_the_figure():
+    fig = draw_convolution(5, 3, values=torch.arange(25.0).view(5, 5), kernel=torch.ones(3, 3))
+    full = io.BytesIO()
+    fig.savefig(full, format="png", bbox_inches="tight", pad_inches=0.1)
+    image = viz.png_figure(fig, colors=32)
+    assert image.format == "png" and fig.number not in plt.get_fignums()
+    shown = Image.open(io.BytesIO(image.data))
+    assert shown.mode == "P" and len(shown.getcolors()) <= 32
+    assert shown.size == Image.open(full).size  # cropped as Jupyter crops
+    assert len(image.data) < 0.6 * len(full.getvalue())
+    with pytest.raises(ValueError, match="colors"):
+        viz.png_figure(Figure(), colors=1)
+
+
 def test_galleries_use_legible_fonts():
     fig = show_kernels(classic_kernels(), ncols=4, size=1.4)
     sizes = [t.get_fontsize() for ax in fig.axes for t in [ax.title, *ax.texts] if t.get_text()]
