@@ -5,10 +5,6 @@
 // website no kernel runs, so they are made read-only here: a reader cannot type
 // numbers that change nothing. In Jupyter and Colab this script is absent and the
 // boxes stay editable. tests/test_site_layout.py checks it.
-//
-// The explorers' pictures are ipywidgets Images, which have no alt attribute: the
-// package gives each one a tooltip (its title) that says what it shows, and this
-// script copies it into alt, so that screen readers read a description.
 (function () {
   "use strict";
   var NOTE = "Editable when the notebook runs in Jupyter or Colab; on the website the " +
@@ -24,17 +20,10 @@
     });
   }
 
-  function describe(root) {
-    root.querySelectorAll(".widget-image[title]:not([alt])").forEach(function (image) {
-      image.alt = image.title;
-    });
-  }
-
   function start() {
     freeze(document);
-    describe(document);
     // The widget manager renders the explorers after the page has loaded.
-    new MutationObserver(function () { freeze(document); describe(document); })
+    new MutationObserver(function () { freeze(document); })
       .observe(document.body, { childList: true, subtree: true });
   }
 

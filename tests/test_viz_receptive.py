@@ -203,10 +203,3 @@ def test_states_share_their_layout_and_style_models(explorer_and_links):
     layouts = {id(w.layout) for leaf in states for w in walk(leaf)}
     styles = {id(w.style) for leaf in states for w in walk(leaf) if isinstance(w, widgets.HTML)}
     assert len(states) == len(LAYERS) * POSITIONS**2 and len(layouts) <= 2 and len(styles) == 1
-
-
-def test_pictures_say_what_they_show(explorer_and_links):
-    explorer, _ = explorer_and_links
-    for _, leaf in leaves(explorer):
-        (image,) = [w for w in walk(leaf) if isinstance(w, widgets.Image)]
-        assert image.tooltip.startswith("The 20\u00d726 input with the ") and "sees" in image.tooltip

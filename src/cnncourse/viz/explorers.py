@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from ._geometry import ConvGeometry, Pair, to_pair
 from .kernels import apply_kernel, as_image, classic_kernels
 from .png import array_to_jpeg, array_to_png, figure_to_png, png_widget
-from .sliding import _inside, draw_on, frame_size, note_count
+from .sliding import draw_on, frame_size, note_count
 
 __all__ = ["LIVE_ONLY_CLASS", "MAX_STATES", "conv_explorer", "kernel_explorer"]
 
@@ -105,8 +105,7 @@ def kernel_explorer(
     html_style = HTMLStyle()
     pages = []
     for name, values in kernels.items():
-        feature_map = png_widget(encode(apply_kernel(picture, _as_kernel(values))),
-                                 alt=f"The image filtered with the kernel {name}", **shared)
+        feature_map = png_widget(encode(apply_kernel(picture, _as_kernel(values))), **shared)
         cells = [widgets.FloatText(value=v, step=0.1, layout=cell_layout, style=cell_style) for v in values]
         recompute = _recompute_map(picture, cells, feature_map, encode)
         for cell in cells:
@@ -122,7 +121,7 @@ def kernel_explorer(
     choice = widgets.Dropdown(options=list(kernels), index=0, description="kernel")
     widgets.jslink((choice, "index"), (stack, "selected_index"))
 
-    original = widgets.VBox([widgets.HTML("<b>image</b>"), png_widget(encode(picture), alt="The image")],
+    original = widgets.VBox([widgets.HTML("<b>image</b>"), png_widget(encode(picture))],
                             layout=widgets.Layout(margin="0 1.5em 0 0"))
     return _explorer(
         [choice, widgets.HBox([original, stack])],
@@ -222,8 +221,7 @@ def conv_explorer(
         figure.set_size_inches(width / dpi, width / dpi * frame[1] / frame[0])
         draw_on(figure.add_axes((0, 0, 1, 1)), geometry, position=(0, 0), frame=frame)
         return widgets.VBox([widgets.HTML(formula, style=html_style, **shared),
-                             png_widget(figure_to_png(figure, colors=colors), alt=_state_alt(geometry),
-                                        **shared)], **shared)
+                             png_widget(figure_to_png(figure, colors=colors), **shared)], **shared)
 
     initial = {"kernel size": 3, "stride": 1, "padding": 0, "dilation": 1}
     sliders = [
@@ -365,15 +363,6 @@ def _options(values: Sequence[int], name: str, *, minimum: int) -> tuple[int, ..
     if len(set(values)) != len(values):
         raise ValueError(f"{name} repeats a value: {values}")
     return tuple(int(v) for v in values)
-
-
-def _state_alt(geometry: ConvGeometry) -> str:
-    """What one picture of the convolution explorer shows, in words (its alt text)."""
-    (h, w), (oh, ow) = geometry.input_size, geometry.output_size
-    unread = int((~geometry.covered()[_inside(geometry)]).sum())
-    lost = f"; {unread} input pixels are hatched: no window reads them" if unread else ""
-    return (f"A {h}\u00d7{w} input ({geometry.describe()}) with the first window in blue, "
-            f"beside the {oh}\u00d7{ow} output{lost}.")
 
 
 def _formula_html(size: Pair, k: int, s: int, p: int, d: int) -> str:

@@ -195,9 +195,7 @@ def array_to_jpeg(array: torch.Tensor | np.ndarray, *, quality: int = 85) -> byt
     return _save_jpeg(Image.fromarray(_uint8_image(array)), quality)
 
 
-def png_widget(
-    png: bytes, *, width: int | None = None, layout: widgets.Layout | None = None, alt: str | None = None
-) -> widgets.Image:
+def png_widget(png: bytes, *, width: int | None = None, layout: widgets.Layout | None = None) -> widgets.Image:
     """Wrap PNG (or JPEG) bytes in an ``ipywidgets.Image``.
 
     Args:
@@ -206,10 +204,6 @@ def png_widget(
         width: Display width in CSS pixels; the image's own width by default.
         layout: A ``Layout`` to share between many images (one widget model
             instead of one each, which keeps a page of precomputed states light).
-        alt: What the picture shows, in words. ``ipywidgets.Image`` has no alt
-            attribute, so this becomes the image's tooltip (its ``title``, which
-            screen readers read when there is no alt); the book's website copies
-            it into ``alt`` (``_static/cnncourse.js``).
 
     Example:
         >>> png_widget(array_to_png(torch.zeros(4, 4))).format
@@ -227,8 +221,6 @@ def png_widget(
     kwargs = {"layout": layout} if layout is not None else {}
     if width is not None:
         kwargs["width"] = str(width)
-    if alt:
-        kwargs["tooltip"] = alt
     return widgets.Image(value=bytes(png), format=image_format, **kwargs)
 
 

@@ -175,10 +175,7 @@ def receptive_field_explorer(
         png = drawing.png(row, unit)
         caption = widgets.HTML(_caption(row, unit), layout=shared_layout, style=caption_style)
         # At its own width: a page that stretches the picture would blur it.
-        alt = (f"The {size[0]}\u00d7{size[1]} input with the {_size(row.size)} region that unit ({unit.y}, {unit.x}) "
-               f"of {row.name} sees, beside that layer's feature map with the unit marked.")
-        image = png_widget(png, width=width, layout=image_layout, alt=alt)
-        return widgets.VBox([caption, image], layout=shared_layout)
+        return widgets.VBox([caption, png_widget(png, width=width, layout=image_layout)], layout=shared_layout)
 
     middle = (positions - 1) // 2
     initial = (len(plan.rows) - 1, middle, middle)
