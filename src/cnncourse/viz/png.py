@@ -156,21 +156,30 @@ def png_figure(fig: Figure, *, colors: int = 64) -> DisplayImage:
     return DisplayImage(data=_save_png(image), format="png")
 
 
-def array_to_png(array: torch.Tensor | np.ndarray) -> bytes:
-    """Encode an image in ``[0, 1]`` as a lossless PNG (values outside are clipped).
+def array_to_png(array: torch.Tensor | np.ndarray, *, colors: int | None = None) -> bytes:
+    """Encode an image in ``[0, 1]`` as a PNG (values outside are clipped), lossless by default.
 
     Args:
         array: ``H x W`` (grayscale), ``1 x H x W`` or ``3 x H x W`` (torch's
             layout), or ``H x W x 3`` (numpy's); floats in ``[0, 1]`` or ``uint8``.
+        colors: Reduce an RGB picture to a palette of at most this many colours
+            (a third of the size or less; close but no longer exact). ``None``
+            keeps every colour.
 
     Returns:
-        The PNG file's bytes: 8-bit grayscale or RGB.
+        The PNG file's bytes: 8-bit grayscale, RGB, or a palette.
 
     Example:
         >>> array_to_png(torch.zeros(4, 4))[:4]
         b'\\x89PNG'
     """
-    return _save_png(Image.fromarray(_uint8_image(array)))
+    if colors is not None and not 2 <= colors <= 256:
+        raise ValueError(f"colors must be between 2 and 256 (or None for every colour), got {colors}")
+    data = _uint8_image(array)
+    image = Image.fromarray(data)
+    if colors is not None and data.ndim == 3:
+        image = image.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    return _save_png(image)
 
 
 def array_to_jpeg(array: torch.Tensor | np.ndarray, *, quality: int = 85) -> bytes:
