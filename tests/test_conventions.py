@@ -136,6 +136,39 @@ def test_environment_yml_and_pyproject_agree():
         assert pip[name].specifier == conda[name].specifier, f"{name}: {pip[name].specifier} vs {conda[name].specifier}"
 
 
+#: Import names of the third-party packages the library may use, and the distributions that provide them.
+IMPORT_TO_DISTRIBUTION = {
+    "torch": "torch",
+    "torchvision": "torchvision",
+    "numpy": "numpy",
+    "matplotlib": "matplotlib",
+    "tqdm": "tqdm",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "ipywidgets": "ipywidgets",
+}
+
+
+def test_packages_the_library_imports_are_runtime_dependencies():
+    # an import anywhere in src/cnncourse (a lazy one inside a function too) needs its distribution in
+    # pyproject's [project] dependencies, or a plain `pip install cnncourse` breaks that code path
+    runtime = {Requirement(r).name.lower() for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    missing = set()
+    for path in (ROOT / "src" / "cnncourse").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            missing |= {f"{IMPORT_TO_DISTRIBUTION[t]} ({path.name})" for t in tops
+                        if t in IMPORT_TO_DISTRIBUTION and IMPORT_TO_DISTRIBUTION[t] not in runtime}
+    assert not missing, f"imported by the library but not in pyproject.toml's dependencies: {sorted(missing)}"
+    # the digits of chapter 10 come from scikit-learn
+    assert "scikit-learn" in runtime and "scikit-learn" in environment_requirements()
+
+
 def test_pyproject_uses_lower_bounds_only_except_jupyter_book():
     for name, req in pyproject_requirements().items():
         upper = [s for s in req.specifier if s.operator in ("<", "<=", "==", "~=")]

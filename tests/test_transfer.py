@@ -9,8 +9,12 @@ from cnncourse.transfer import (
     FrozenBatchNorm2d,
     class_subset,
     count_trainable,
+    discriminative_param_groups,
     freeze,
+    label_budget,
+    pseudo_label,
     replace_head,
+    steps_loader,
     trainable_parameters,
     unfreeze,
 )
@@ -311,3 +315,192 @@ def test_freeze_with_an_unknown_name_changes_nothing():
     with pytest.raises(ValueError, match="no submodule 'conv9'"):
         freeze(model.features, "conv1", "conv9")
     assert model.features.conv1.weight.requires_grad
+
+
+# ---------------------------------------------------------------- label_budget
+
+def test_label_budget_is_class_subset_plus_the_rest():
+    ds = toy_dataset()
+    X, y = ds.tensors
+    labelled, pool = label_budget(ds, 4, seed=2)
+    same = class_subset(ds, range(6), per_class=4, seed=2, relabel=False)
+    assert torch.equal(labelled.tensors[0], same.tensors[0]) and torch.equal(labelled.tensors[1], same.tensors[1])
+    assert labelled.tensors[1].bincount().tolist() == [4] * 6
+    ids = lambda d: d.tensors[0][:, 0, 0, 0].long().tolist()  # noqa: E731
+    assert sorted(ids(labelled) + ids(pool)) == list(range(len(y)))  # a partition
+    assert torch.equal(pool.tensors[1], y[ids(pool)])  # the pool keeps its true labels
+
+
+def test_label_budgets_are_nested_and_pools_shrink():
+    ds = toy_dataset()
+    ids = lambda d: set(d.tensors[0][:, 0, 0, 0].long().tolist())  # noqa: E731
+    small, small_pool = label_budget(ds, 2, seed=5)
+    large, large_pool = label_budget(ds, 10, seed=5)
+    assert ids(small) < ids(large) and ids(large_pool) < ids(small_pool)
+
+
+@pytest.mark.parametrize(("per_class", "message"), [(0, "positive"), (None, "positive int,"), (10_000, "fewer than")])
+def test_label_budget_rejects_bad_budgets(per_class, message):
+    with pytest.raises(ValueError, match=message):
+        label_budget(toy_dataset(), per_class)
+
+
+def test_label_budget_needs_a_labelled_tensor_dataset():
+    with pytest.raises(ValueError, match="TensorDataset"):
+        label_budget(TensorDataset(torch.zeros(3, 2)), 1)
+
+
+# ---------------------------------------------------------------- steps_loader
+
+@pytest.mark.parametrize(("n", "batch_size", "steps"), [(10, 4, 7), (5, 32, 3), (64, 32, 4), (1, 8, 2)])
+def test_steps_loader_takes_exactly_the_steps(n, batch_size, steps):
+    ds = TensorDataset(torch.arange(n), torch.zeros(n, dtype=torch.long))
+    batches = [x for x, _ in steps_loader(ds, batch_size, steps, seed=1)]
+    assert len(batches) == steps and all(len(b) == min(batch_size, n) for b in batches)
+    assert all(len(set(b.tolist())) == len(b) for b in batches)  # no example twice in a batch
+
+
+def test_steps_loader_sees_every_example_once_per_pass():
+    ds = TensorDataset(torch.arange(12), torch.zeros(12, dtype=torch.long))
+    seen = torch.cat([x for x, _ in steps_loader(ds, 4, 9, seed=0)])  # three passes of 12
+    for p in range(3):
+        assert sorted(seen[12 * p : 12 * (p + 1)].tolist()) == list(range(12))
+    assert not torch.equal(seen[:12], seen[12:24])  # each pass is shuffled anew
+
+
+def test_steps_loader_is_seeded_and_keeps_pairs_together():
+    ds = TensorDataset(torch.arange(20), torch.arange(20) * 10)
+    first = [x for x, _ in steps_loader(ds, 6, 5, seed=3)]
+    again = [x for x, _ in steps_loader(ds, 6, 5, seed=3)]
+    other = [x for x, _ in steps_loader(ds, 6, 5, seed=4)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+    assert all(torch.equal(y, x * 10) for x, y in steps_loader(ds, 6, 5))
+
+
+def test_steps_loader_makes_one_fit_epoch_of_the_steps():
+    from cnncourse import fit
+
+    torch.manual_seed(0)
+    ds = TensorDataset(torch.randn(7, 3), torch.randint(2, (7,)))
+    model = nn.Linear(3, 2)
+    counted = []
+
+    class Count:
+        stop_training = False
+
+        def on_train_begin(self, model):
+            pass
+
+        def on_batch_end(self, step):
+            counted.append(step)
+
+        def on_epoch_end(self, epoch, logs):
+            pass
+
+        def on_train_end(self, history):
+            pass
+
+    history = fit(model, steps_loader(ds, 4, 11), epochs=1, callbacks=[Count()], device="cpu", progress=False)
+    assert len(history) == 1 and counted == list(range(11))
+
+
+@pytest.mark.parametrize(("batch_size", "steps"), [(0, 5), (4, 0), (True, 5), (4, 2.5)])
+def test_steps_loader_rejects_bad_sizes(batch_size, steps):
+    ds = TensorDataset(torch.zeros(4), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="positive int"):
+        steps_loader(ds, batch_size, steps)
+
+
+def test_steps_loader_rejects_an_empty_data_set():
+    with pytest.raises(ValueError, match="empty"):
+        steps_loader(TensorDataset(torch.zeros(0), torch.zeros(0, dtype=torch.long)), 4, 2)
+
+
+# ---------------------------------------------------------------- discriminative_param_groups
+
+def test_discriminative_groups_lower_the_rate_towards_the_input():
+    model = simple_cnn(num_classes=5, widths=(4, 8))
+    f = model.features
+    stages = [[*f.conv1.parameters(), *f.bn1.parameters()], [*f.conv2.parameters(), *f.bn2.parameters()],
+              model.classifier]
+    groups = discriminative_param_groups(stages, lr=1e-2, lr_decay=0.5)
+    assert [g["lr"] for g in groups] == pytest.approx([2.5e-3, 5e-3, 1e-2])
+    assert [len(g["params"]) for g in groups] == [3, 3, 2]  # conv weight, bn weight and bias; fc weight and bias
+    optimizer = torch.optim.Adam(groups)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([2.5e-3, 5e-3, 1e-2])
+
+
+def test_discriminative_groups_skip_what_is_frozen():
+    model = simple_cnn(num_classes=5, widths=(4, 8))
+    freeze(model.features, "conv1", "bn1")
+    f = model.features
+    stages = [[*f.conv1.parameters(), *f.bn1.parameters()], [*f.conv2.parameters(), *f.bn2.parameters()],
+              model.classifier]
+    groups = discriminative_param_groups(stages, lr=1e-3)
+    # the frozen first stage is left out, and the others keep their places' rates
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4, 1e-3])
+    trainable = {id(p) for g in groups for p in g["params"]}
+    assert trainable == {id(p) for p in trainable_parameters(model)}
+
+
+def test_discriminative_groups_with_no_decay_are_one_rate():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    assert [g["lr"] for g in discriminative_param_groups(list(model), lr=0.1, lr_decay=1.0)] == [0.1, 0.1]
+
+
+def test_discriminative_groups_refuse_mistakes():
+    layer = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="two stages"):
+        discriminative_param_groups([layer, [layer.weight]], lr=1e-3)
+    with pytest.raises(ValueError, match="nothing to train"):
+        discriminative_param_groups([freeze(nn.Linear(2, 2), batch_norm=False)], lr=1e-3)
+    with pytest.raises(ValueError, match="positive"):
+        discriminative_param_groups([layer], lr=0.0)
+    with pytest.raises(ValueError, match="positive"):
+        discriminative_param_groups([layer], lr=1e-3, lr_decay=-0.1)
+
+
+# ---------------------------------------------------------------- pseudo_label
+
+def test_pseudo_label_balances_the_classes():
+    # class 0 is predicted five times, most confidently; class 1 twice, class 2 never
+    logits = torch.tensor([[5.0, 0, 0], [4, 0, 0], [3, 0, 0], [2, 0, 0], [1, 0, 0], [0, 2, 0], [0, 1, 0]])
+    index, labels = pseudo_label(logits, per_class=2)
+    assert index.tolist() == [0, 1, 5, 6] and labels.tolist() == [0, 0, 1, 1]
+
+
+def test_pseudo_label_threshold_and_both_rules():
+    logits = torch.tensor([[3.0, 0.0], [0.1, 0.0], [0.0, 4.0], [0.0, 3.5], [0.0, 0.2]])
+    probability = logits.softmax(dim=1).max(dim=1).values
+    index, labels = pseudo_label(logits, threshold=0.9)
+    assert set(index.tolist()) == {i for i, p in enumerate(probability.tolist()) if p >= 0.9} == {0, 2, 3}
+    assert labels.tolist() == logits.argmax(dim=1)[index].tolist()
+    index, _ = pseudo_label(logits, threshold=0.9, per_class=1)
+    assert index.tolist() == [0, 2]  # the surest of each class, if sure enough
+
+
+def test_pseudo_label_picks_what_a_model_is_surest_about():
+    # on real predictions, the kept examples are at least as confident as every other one of their class
+    torch.manual_seed(0)
+    logits = torch.randn(200, 4) * 3
+    index, labels = pseudo_label(logits, per_class=10)
+    confidence, guess = logits.softmax(dim=1).max(dim=1)
+    for c in range(4):
+        kept = index[labels == c]
+        rest = torch.tensor([i for i in torch.nonzero(guess == c).flatten().tolist() if i not in set(kept.tolist())])
+        assert len(kept) == 10 and confidence[kept].min() >= confidence[rest].max()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({}, "per_class, threshold"), ({"per_class": 0}, "positive"), ({"threshold": 1.5}, "between 0 and 1")],
+)
+def test_pseudo_label_rejects_bad_rules(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pseudo_label(torch.zeros(3, 2), **kwargs)
+
+
+def test_pseudo_label_needs_a_matrix():
+    with pytest.raises(ValueError, match="N x num_classes"):
+        pseudo_label(torch.zeros(3), per_class=1)

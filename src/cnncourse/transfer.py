@@ -6,6 +6,18 @@ The recipe of chapter 10 in three calls::
     replace_head(model, num_classes=5)  # ... and learn a new classifier for the new task
     optimizer = torch.optim.Adam(trainable_parameters(model), lr=1e-3)
 
+Fine-tuning with a learning rate per stage, lower for the early, generic layers
+(*discriminative fine-tuning*), is one more call::
+
+    groups = discriminative_param_groups([block1, block2, head], lr=1e-3, lr_decay=0.1)
+    optimizer = torch.optim.Adam(groups)  # block1 at 1e-5, block2 at 1e-4, head at 1e-3
+
+and the experiments around it have their own helpers: :func:`class_subset` and
+:func:`label_budget` draw a fixed number of labelled examples per class (nested
+across budgets), :func:`steps_loader` gives every budget the same number of
+optimizer steps, and :func:`pseudo_label` picks the confident predictions on
+unlabelled data that self-training adds to its labelled set.
+
 Freezing a network with batch normalization needs care. Setting ``requires_grad`` to
 False stops the layer's scale and shift from learning, but not its *running
 statistics*: those are buffers, updated by every forward pass in train mode, and in
@@ -20,18 +32,22 @@ back. A swap lasts until undone, and ``model.train()`` cannot undo it (``fit`` c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 __all__ = [
     "FrozenBatchNorm2d",
     "class_subset",
     "count_trainable",
+    "discriminative_param_groups",
     "freeze",
+    "label_budget",
+    "pseudo_label",
     "replace_head",
+    "steps_loader",
     "trainable_parameters",
     "unfreeze",
 ]
@@ -338,17 +354,39 @@ def class_subset(
         >>> class_subset(ds, [2, 1], per_class=2).tensors[1].bincount().tolist()
         [2, 2]
     """
-    if len(dataset.tensors) != 2:
-        raise ValueError(f"class_subset needs a TensorDataset(X, y), got one with {len(dataset.tensors)} tensors")
-    X, y = dataset.tensors
-    if y.dtype.is_floating_point or y.dtype == torch.bool or y.ndim != 1:
-        raise ValueError(f"labels must be a 1-D integer tensor, got dtype {y.dtype} and shape {tuple(y.shape)}")
+    X, y = _labelled_tensors(dataset, "class_subset")
     classes = [int(c) for c in classes]
     if not classes or len(set(classes)) != len(classes):
         raise ValueError(f"classes must be a non-empty list of distinct labels, got {classes}")
-    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
-        raise ValueError(f"per_class must be a positive int or None, got {per_class!r}")
+    _check_per_class(per_class, allow_none=True)
+    index = _draw(y, classes, per_class, seed)
+    labels = y[index]
+    if relabel:
+        lookup = torch.full((int(y.max()) + 1,), -1, dtype=y.dtype)
+        lookup[torch.tensor(classes)] = torch.arange(len(classes), dtype=y.dtype)
+        labels = lookup[labels]
+    return TensorDataset(X[index], labels)
 
+
+def _labelled_tensors(dataset: TensorDataset, caller: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(dataset, TensorDataset) or len(dataset.tensors) != 2:
+        count = len(dataset.tensors) if isinstance(dataset, TensorDataset) else "no"
+        raise ValueError(f"{caller} needs a TensorDataset(X, y), got one with {count} tensors")
+    X, y = dataset.tensors
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.ndim != 1:
+        raise ValueError(f"labels must be a 1-D integer tensor, got dtype {y.dtype} and shape {tuple(y.shape)}")
+    return X, y
+
+
+def _check_per_class(per_class: int | None, *, allow_none: bool) -> None:
+    if per_class is None and allow_none:
+        return
+    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive int{' or None' if allow_none else ''}, got {per_class!r}")
+
+
+def _draw(y: torch.Tensor, classes: Sequence[int], per_class: int | None, seed: int) -> torch.Tensor:
+    """Indices of the first ``per_class`` examples of each class in one seeded permutation, sorted."""
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     shuffled = y[order]
     keep = []
@@ -361,10 +399,208 @@ def class_subset(
                 raise ValueError(f"class {c} has only {len(drawn)} examples, fewer than per_class={per_class}")
             drawn = drawn[:per_class]
         keep.append(drawn)
-    index = torch.cat(keep).sort().values
-    labels = y[index]
-    if relabel:
-        lookup = torch.full((int(y.max()) + 1,), -1, dtype=y.dtype)
-        lookup[torch.tensor(classes)] = torch.arange(len(classes), dtype=y.dtype)
-        labels = lookup[labels]
-    return TensorDataset(X[index], labels)
+    return torch.cat(keep).sort().values
+
+
+def label_budget(dataset: TensorDataset, per_class: int, *, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+    """Split a labelled data set into a label budget and the rest, the unlabelled pool.
+
+    The budget holds ``per_class`` examples of every class that occurs, drawn
+    exactly as :func:`class_subset` draws them (so budgets are nested, and the
+    budget equals ``class_subset(dataset, classes, per_class=per_class, seed=seed,
+    relabel=False)``). The pool holds every other example. It keeps its labels
+    only so that an experiment can measure how good its guesses about them are
+    (see :func:`pseudo_label`); a learner that claims to use unlabelled data must
+    not read them.
+
+    Args:
+        dataset: A ``TensorDataset(X, y)`` with integer labels.
+        per_class: Labelled examples per class.
+        seed: Seed of the draw.
+
+    Returns:
+        ``(labelled, pool)``, two ``TensorDataset`` s in the original order.
+
+    Raises:
+        ValueError: ``per_class < 1``, or a class has fewer than ``per_class`` examples.
+
+    Example:
+        >>> ds = TensorDataset(torch.arange(8.0), torch.tensor([0, 1, 0, 1, 0, 1, 0, 1]))
+        >>> labelled, pool = label_budget(ds, 1)
+        >>> len(labelled), len(pool), labelled.tensors[1].bincount().tolist()
+        (2, 6, [1, 1])
+    """
+    X, y = _labelled_tensors(dataset, "label_budget")
+    _check_per_class(per_class, allow_none=False)
+    index = _draw(y, y.unique().tolist(), per_class, seed)
+    rest = torch.ones(len(y), dtype=torch.bool)
+    rest[index] = False
+    return TensorDataset(X[index], y[index]), TensorDataset(X[rest], y[rest])
+
+
+class _Passes(Sampler[list[int]]):
+    """``steps`` batches of indices from successive seeded permutations of ``range(n)``."""
+
+    def __init__(self, n: int, batch_size: int, steps: int, seed: int) -> None:
+        self.n, self.batch_size, self.steps = n, min(batch_size, n), steps
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        stream: list[int] = []
+        for _ in range(self.steps):
+            if len(stream) < self.batch_size:  # a new pass; a batch never holds an example twice
+                stream += torch.randperm(self.n, generator=self.generator).tolist()
+            batch, stream = stream[: self.batch_size], stream[self.batch_size :]
+            yield batch
+
+
+def steps_loader(dataset: TensorDataset, batch_size: int, steps: int, *, seed: int = 0) -> DataLoader:
+    """Exactly ``steps`` shuffled batches of ``dataset``, however large or small it is.
+
+    Comparing label budgets fairly means giving each the same number of
+    optimizer steps: 50 images make many passes, 1 000 images few. One pass of
+    this loader is the whole training run, so ``fit(model, loader, epochs=1)``
+    takes ``steps`` steps, without the per-epoch work (evaluation, logging) that
+    hundreds of tiny epochs would cost. The batches walk through successive
+    seeded permutations of the examples; a batch holds ``min(batch_size,
+    len(dataset))`` distinct examples, and every example is seen once before any
+    is seen again (a batch may span the end of one pass and the start of the next).
+
+    Args:
+        dataset: The training examples.
+        batch_size: Examples per batch (at most ``len(dataset)`` are used).
+        steps: Batches in one pass of the loader.
+        seed: Seed of the shuffling; a second pass of the loader continues the
+            random stream rather than repeating it.
+
+    Returns:
+        A :class:`~torch.utils.data.DataLoader` of ``steps`` batches.
+
+    Example:
+        >>> ds = TensorDataset(torch.arange(10.0), torch.zeros(10, dtype=torch.long))
+        >>> [len(y) for _, y in steps_loader(ds, 4, steps=5)]
+        [4, 4, 4, 4, 4]
+    """
+    for name, value in (("batch_size", batch_size), ("steps", steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if len(dataset) == 0:
+        raise ValueError("the data set is empty: there is nothing to train on")
+    return DataLoader(dataset, sampler=_Passes(len(dataset), batch_size, steps, seed), batch_size=None)
+
+
+def discriminative_param_groups(
+    stages: Sequence[nn.Module | Iterable[nn.Parameter]],
+    *,
+    lr: float,
+    lr_decay: float = 0.1,
+) -> list[dict]:
+    """Optimizer parameter groups whose learning rate falls stage by stage towards the input.
+
+    *Discriminative fine-tuning* (Howard and Ruder, 2018, "Universal Language Model
+    Fine-tuning for Text Classification", arXiv:1801.06146): the last stage, usually
+    the new head, learns at ``lr``, the stage before it at ``lr * lr_decay``, the one
+    before that at ``lr * lr_decay**2``, and so on, so that the early, generic layers
+    move least. Parameters that do not require gradients (frozen stages) are left
+    out, and so are stages left empty by that.
+
+    Args:
+        stages: The network's stages from the input to the output, each a module
+            or an iterable of parameters (``[*model.features.conv1.parameters(),
+            *model.features.bn1.parameters()]``). Every parameter may appear once.
+        lr: Learning rate of the last stage.
+        lr_decay: Factor between the rates of two neighbouring stages (ULMFiT used
+            1 / 2.6); 1 gives every stage the same rate.
+
+    Returns:
+        A list of ``{"params": [...], "lr": ...}`` dicts, first stage first, for any
+        ``torch.optim`` optimizer.
+
+    Raises:
+        ValueError: ``lr`` or ``lr_decay`` is not positive, no stage has a trainable
+            parameter, or a parameter appears in two stages.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 3), nn.Linear(3, 1))
+        >>> groups = discriminative_param_groups(list(model), lr=1e-2)
+        >>> [round(g["lr"], 6) for g in groups]
+        [0.0001, 0.001, 0.01]
+    """
+    if not lr > 0 or not lr_decay > 0:
+        raise ValueError(f"lr and lr_decay must be positive, got lr={lr!r} and lr_decay={lr_decay!r}")
+    stages = list(stages)
+    groups, seen = [], set()
+    for i, stage in enumerate(stages):
+        params = list(stage.parameters()) if isinstance(stage, nn.Module) else list(stage)
+        for p in params:
+            if id(p) in seen:
+                raise ValueError(f"a parameter of shape {tuple(p.shape)} appears in two stages (stage {i} again)")
+            seen.add(id(p))
+        trainable = [p for p in params if p.requires_grad]
+        if trainable:
+            groups.append({"params": trainable, "lr": lr * lr_decay ** (len(stages) - 1 - i)})
+    if not groups:
+        raise ValueError("no stage has a parameter that requires gradients: there is nothing to train")
+    return groups
+
+
+def pseudo_label(
+    logits: torch.Tensor,
+    *,
+    per_class: int | None = None,
+    threshold: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Choose the unlabelled examples a model is surest about, with its guesses as their labels.
+
+    Self-training (pseudo-labelling) trains a model on its labelled data, predicts
+    the unlabelled pool, adds the confident predictions as if they were labels and
+    trains again (Lee, 2013, "Pseudo-Label: The Simple and Efficient
+    Semi-Supervised Learning Method for Deep Neural Networks"). Confidence is the
+    softmax probability of the predicted class. With ``per_class`` the choice is
+    balanced, the ``per_class`` most confident examples predicted as each class (or
+    all of them, if fewer are), so that a class the model favours cannot crowd out
+    the others; with ``threshold`` only predictions at least that probable are kept;
+    with both, both rules apply.
+
+    Args:
+        logits: ``N x num_classes`` outputs of the model on the unlabelled examples.
+        per_class: Keep at most this many examples per predicted class.
+        threshold: Keep only predictions with a probability of at least this.
+
+    Returns:
+        ``(index, labels)``: positions into ``logits``, most confident first within
+        each class, and the predicted classes there.
+
+    Raises:
+        ValueError: Neither rule is given, ``per_class < 1``, a threshold outside
+            [0, 1], or logits that are not ``N x num_classes``.
+
+    Example:
+        >>> logits = torch.tensor([[4.0, 0.0], [0.2, 0.0], [0.0, 3.0], [0.0, 1.0]])
+        >>> index, labels = pseudo_label(logits, per_class=1)
+        >>> index.tolist(), labels.tolist()
+        ([0, 2], [0, 1])
+    """
+    if per_class is None and threshold is None:
+        raise ValueError("give per_class, threshold or both: pseudo_label needs a rule for what is confident")
+    if per_class is not None:
+        _check_per_class(per_class, allow_none=False)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold is a probability between 0 and 1, got {threshold!r}")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be N x num_classes, got shape {tuple(logits.shape)}")
+    confidence, guess = logits.detach().float().softmax(dim=1).max(dim=1)
+    keep = []
+    for c in range(logits.shape[1]):
+        index = torch.nonzero(guess == c).flatten()
+        index = index[confidence[index].argsort(descending=True, stable=True)]
+        if threshold is not None:
+            index = index[confidence[index] >= threshold]
+        if per_class is not None:
+            index = index[:per_class]
+        keep.append(index)
+    index = torch.cat(keep)
+    return index, guess[index]

@@ -1,5 +1,6 @@
-"""The book's data: Fashion-MNIST offline first, tensor loaders, and offline photos."""
+"""The book's data: Fashion-MNIST offline first, scikit-learn's digits, tensor loaders, and offline photos."""
 
+from .digits import DIGITS_CLASSES, digits
 from .fashion import (
     DEBIAN_FASHION_MNIST,
     FASHION_MNIST_CLASSES,
@@ -14,12 +15,14 @@ from .photos import SAMPLE_IMAGES, sample_image
 
 __all__ = [
     "DEBIAN_FASHION_MNIST",
+    "DIGITS_CLASSES",
     "FASHION_MNIST_CLASSES",
     "SAMPLE_IMAGES",
     "ShardedSampler",
     "DataSplits",
     "can_reach",
     "default_data_root",
+    "digits",
     "fashion_mnist",
     "prepare_fashion_mnist",
     "sample_image",
