@@ -334,8 +334,8 @@ def test_inception_concatenates_its_four_branches():
 # ---------------------------------------------------------------------------
 
 SEGMENTER_OPTIONS = [
-    ("fcn", {}), ("fcn", {"upsampling": "transposed"}), ("fcn", {"widths": (8, 16, 32, 64, 128)}),
-    ("unet", {}), ("unet", {"upsampling": "bilinear"}), ("unet", {"widths": (8, 16, 32, 64, 128)}),
+    ("fcn", {}), ("fcn", {"upsampling": "transposed"}), ("fcn", {"widths": (16, 32, 64, 128)}),
+    ("unet", {}), ("unet", {"upsampling": "bilinear"}), ("unet", {"widths": (16, 32, 64, 128)}),
     ("unet", {"batch_norm": False}),
 ]  # fmt: skip
 
@@ -366,7 +366,7 @@ def test_gradients_reach_every_segmenter_parameter(name):
 def test_receptive_field_works_on_the_encoder_and_refuses_the_upsampling(name):
     model = create_model(name)
     rf = receptive_field(model.encoder, (1, 64, 64))
-    assert rf.stride == (8, 8) and rf.size[0] > 28  # one unit of the bottom sees a whole item
+    assert rf.stride == (16, 16) and rf.size[0] > 35  # one unit of the bottom sees a whole item
     with pytest.raises(TypeError, match="upsamples.*receptive_field\\(model.encoder"):
         receptive_field(model, (1, 64, 64))
 
@@ -402,7 +402,8 @@ def test_bilinear_kernel_makes_a_transposed_convolution_interpolate():
     reference = F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
     # equal inside; at the border the transposed convolution fades to zero, interpolation repeats the edge
     torch.testing.assert_close(ours[..., 2:-2, 2:-2], reference[..., 2:-2, 2:-2])
-    assert FCN(upsampling="transposed").upsample.weight.shape == (11, 11, 16, 16)
+    model = FCN(upsampling="transposed")
+    assert model.factor == 16 and model.upsample.weight.shape == (11, 11, 32, 32)
 
 
 def test_unet_skips_carry_the_encoder_features_to_the_decoder():

@@ -168,8 +168,8 @@ class Recipe:
 
 _NARROW = {"widths": (8, 16, 32)}
 _DEGRADATION = dict(epochs=5, train_size=15_000, augment=False, weight_decay=1e-4)
-_CANVAS = dict(model_kwargs={"widths": (8, 16, 32, 64, 128)}, epochs=6, train_size=8_000, batch_size=32,
-               optimizer="adamw", lr=3e-3, weight_decay=1e-4, augment=False, half=True)
+_CANVAS = dict(epochs=10, train_size=20_000, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
+               augment=False, half=True)
 
 RECIPES: dict[str, Recipe] = {
     "lenet5": Recipe("lenet5", epochs=15, lr=0.05, augment=False, weight_decay=1e-4,
@@ -189,7 +189,7 @@ RECIPES: dict[str, Recipe] = {
     # chapter 18: semantic segmentation of canvases, both networks on the same data and budget
     "fcn_canvas": Recipe("fcn", task="segmentation", **_CANVAS, note="FCN: a VGG-style classifier made fully "
                          "convolutional, its 1/16 score map upsampled bilinearly"),
-    "unet_canvas": Recipe("unet", task="segmentation", **_CANVAS, note="U-Net: the FCN's encoder plus a decoder "
+    "unet_canvas": Recipe("unet", task="segmentation", **_CANVAS, note="U-Net: the FCN's widths, plus a decoder "
                           "with skip connections"),
 }
 
@@ -756,6 +756,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
                       [[n, f"{a:.4f}", f"{b:.4f}", "FAIL" if n in bad else "ok"] for n, (a, b) in results.items()])))
         return 1 if bad else 0
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # fit logs each epoch
     device, commit = get_device(args.device), _commit()
     data = None  # Fashion-MNIST, loaded once for the classification entries that use all of it
     for name in args.names or names():

@@ -185,7 +185,7 @@ def fashion_canvas(
     size: int = 64,
     max_items: int = 4,
     scale: tuple[float, float] = (0.75, 1.25),
-    min_visible: float = 0.5,
+    min_visible: float = 0.7,
     seed: int = 0,
     transform: Callable | None = None,
     val_size: int = 10_000,

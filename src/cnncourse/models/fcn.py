@@ -15,17 +15,20 @@ from pool4 and pool3 refine the coarse map (FCN-16s and FCN-8s).
 What this file changes from the paper:
 
 * the classifier is a miniature VGG for 64 x 64 canvases, the configuration
-  ``[16, 16, M, 32, 32, M, 64, 64, M, 128, 128]`` of
-  :func:`~cnncourse.models.make_layers` with batch normalization: three
-  poolings, so the score map has one cell per 8 x 8 pixels (the paper's
-  VGG-16 has five, 32 x 32);
-* ``fc6`` is a padded 3 x 3 convolution (the map is 8 x 8, not 7 x 7, and the
-  padding keeps one score per cell) and there is no dropout;
+  ``[8, 8, M, 16, 16, M, 32, 32, M, 64, 64, M, 128, 128]`` of
+  :func:`~cnncourse.models.make_layers` with batch normalization (the
+  contracting path of :class:`~cnncourse.models.UNet` with the same widths):
+  four poolings, so the score map has one cell per 16 x 16 pixels, a 4 x 4
+  map for a canvas (the paper's VGG-16 has five, 32 x 32);
+* ``fc6`` is a padded 3 x 3 convolution (not 7 x 7: the map is small, and the
+  padding keeps one score per cell), it is 128 wide (not 4096), and there is
+  no dropout;
 * only the single-stream form (the paper's FCN-32s; no skips), the
   baseline that the U-Net's skips improve on;
 * the upsampling is fixed bilinear interpolation by default; with
   ``upsampling="transposed"`` it is the paper's learnable transposed
-  convolution (kernel 16, stride 8) initialised to bilinear interpolation.
+  convolution (kernel 2f, stride f, for the encoder's stride f) initialised
+  to bilinear interpolation.
 
 ``model.encoder`` holds the convolutional part: :func:`~cnncourse.receptive_field`
 works on it, and refuses the whole FCN, whose upsampling has no whole-number
@@ -98,7 +101,7 @@ class FCN(nn.Module):
         self,
         num_classes: int = 11,
         in_channels: int = 1,
-        widths: Sequence[int] = (16, 32, 64, 128),
+        widths: Sequence[int] = (8, 16, 32, 64, 128),
         *,
         hidden: int = 128,
         upsampling: str = "bilinear",
@@ -107,7 +110,7 @@ class FCN(nn.Module):
         super().__init__()
         widths = tuple(widths)
         if not widths:
-            raise ValueError("widths must name at least one stage, e.g. (16, 32, 64, 128)")
+            raise ValueError("widths must name at least one stage, e.g. (8, 16, 32, 64, 128)")
         if upsampling not in UPSAMPLING:
             raise ValueError(f"upsampling must be 'bilinear' or 'transposed', got {upsampling!r}")
         cfg: list[int | str] = []
@@ -130,8 +133,8 @@ class FCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
-        features = self.encoder(x)  # N x 128 x 8 x 8
-        scores = self.classifier(features)  # N x num_classes x 8 x 8: the coarse score map
+        features = self.encoder(x)  # N x 128 x 4 x 4
+        scores = self.classifier(features)  # N x num_classes x 4 x 4: the coarse score map
         if self.upsampling == "transposed":
             return self.upsample(scores, output_size=size)  # N x num_classes x 64 x 64
         return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)  # N x num_classes x 64 x 64
@@ -139,7 +142,7 @@ class FCN(nn.Module):
 
 @register_model
 def fcn(num_classes: int = 11, in_channels: int = 1, **kwargs) -> FCN:
-    """FCN sized for 64 x 64 canvases: a miniature VGG (16, 32, 64, 128), score map at 1/8 of the input.
+    """FCN sized for 64 x 64 canvases: a miniature VGG (8, 16, 32, 64, 128), score map at 1/16 of the input.
 
     Options (``widths``, ``hidden``, ``upsampling``, ``batch_norm``) go to :class:`FCN`.
     """

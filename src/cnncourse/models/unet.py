@@ -134,7 +134,7 @@ class UNet(nn.Module):
         self,
         num_classes: int = 11,
         in_channels: int = 1,
-        widths: Sequence[int] = (16, 32, 64, 128),
+        widths: Sequence[int] = (8, 16, 32, 64, 128),
         *,
         upsampling: str = "transposed",
         batch_norm: bool = True,
@@ -155,18 +155,18 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         out = x
-        for stage in self.encoder:  # N x 16 x 64 x 64, N x 32 x 32 x 32, ..., N x 128 x 8 x 8
+        for stage in self.encoder:  # N x 8 x 64 x 64, N x 16 x 32 x 32, ..., N x 128 x 4 x 4
             out = stage(out)
             skips.append(out)
         out = skips.pop()  # the bottom of the U
-        for up in self.decoder:  # N x 64 x 16 x 16, ..., N x 16 x 64 x 64
+        for up in self.decoder:  # N x 64 x 8 x 8, ..., N x 8 x 64 x 64
             out = up(out, skips.pop())
         return self.head(out)  # N x num_classes x 64 x 64
 
 
 @register_model
 def unet(num_classes: int = 11, in_channels: int = 1, **kwargs) -> UNet:
-    """U-Net sized for 64 x 64 canvases: widths (16, 32, 64, 128), three poolings.
+    """U-Net sized for 64 x 64 canvases: widths (8, 16, 32, 64, 128), four poolings (a 4 x 4 bottom).
 
     Options (``widths``, ``upsampling``, ``batch_norm``) go to :class:`UNet`.
     """
