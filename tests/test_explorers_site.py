@@ -3,8 +3,8 @@
 On the website no kernel runs: the page holds the widget state that the build
 saved, every precomputed picture included, and the vendored widget manager
 renders it and runs the ``jslink``s between controls and stacks. These tests open
-each chapter that uses an explorer (``kernel_explorer(``, ``conv_explorer(`` or
-``augmentation_explorer(`` in its notebook), move a control the way a reader would (choose from the list, press
+each chapter that uses an explorer (``kernel_explorer(``, ``conv_explorer(``,
+``augmentation_explorer(`` or ``segmentation_explorer(`` in its notebook), move a control the way a reader would (choose from the list, press
 an arrow key on a slider), and check that the picture on screen changes to the
 precomputed state for the new setting, read from the page's saved widget state.
 As in tests/test_site.py, every request to another host is blocked and reported,
@@ -31,6 +31,7 @@ except ImportError:
 
 from cnncourse.viz.augmentation import AUGMENTATION_EXPLORER_CLASS
 from cnncourse.viz.explorers import CONV_EXPLORER_CLASS, KERNEL_EXPLORER_CLASS, STATES_CLASS
+from cnncourse.viz.segmentation import SEGMENTATION_EXPLORER_CLASS
 
 pytestmark = pytest.mark.site
 
@@ -302,6 +303,31 @@ def test_augmentation_explorer_list_and_slider_switch_the_draws(open_page, doc: 
         f"{doc}: with the strength at index {strength()} the picture is not that state's"
     )
     _shot(explorer, f"explorer-{doc.replace('/', '-')}-augmentation-after")
+    _check_rendered_offline(problems, requests, doc)
+
+
+@pytest.mark.parametrize("doc", _cases("segmentation_explorer("))
+def test_segmentation_explorer_list_switches_the_canvas(open_page, doc: str) -> None:
+    state, saved, stack = _saved_explorer(doc, SEGMENTATION_EXPLORER_CLASS, "segmentation_explorer")
+    labels = state[_under(state, saved, "DropdownModel")[0]]["state"]["_options_labels"]
+
+    page, problems, requests = open_page(doc)
+    explorer = page.locator(f".{SEGMENTATION_EXPLORER_CLASS}").first
+    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
+                        f"{doc}: the segmentation explorer")
+    before = _digest(picture)
+    assert before == _image_digest(state, _leaf(state, stack, [0])), "the first canvas is not the one shown"
+    assert "canvas 0:" in explorer.inner_text()
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-segmentation-before")
+
+    target = min(3, len(labels) - 1)
+    explorer.locator("select").select_option(label=labels[target])  # what a reader does
+    after = _wait_for_new_picture(picture, before, f"{doc}: {labels[target]!r}")
+    assert after == _image_digest(state, _leaf(state, stack, [target])), (
+        f"{doc}: after choosing {labels[target]!r} the picture is not that canvas's precomputed strip"
+    )
+    assert f"canvas {target}:" in explorer.inner_text() and "canvas 0:" not in explorer.inner_text()
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-segmentation-after")
     _check_rendered_offline(problems, requests, doc)
 
 

@@ -8,6 +8,7 @@ from .galleries import show_feature_maps, show_kernels
 from .kernels import apply_kernel, classic_kernels
 from .png import array_to_png, figure_to_png, png_widget
 from .receptive import receptive_field_explorer
+from .segmentation import class_colours, colour_labels, legend_handles, segmentation_explorer, segmentation_strip
 from .sliding import draw_convolution, sliding_window_animation
 from .style import FIGURE_WIDTH, STYLE
 
@@ -21,14 +22,19 @@ __all__ = [
     "architecture_blocks",
     "array_to_png",
     "block_diagram",
+    "class_colours",
     "classic_kernels",
+    "colour_labels",
     "conv_explorer",
     "draw_convolution",
     "figure_to_png",
     "kernel_explorer",
+    "legend_handles",
     "offline_jshtml",
     "png_widget",
     "receptive_field_explorer",
+    "segmentation_explorer",
+    "segmentation_strip",
     "show_feature_maps",
     "show_kernels",
     "sliding_window_animation",
