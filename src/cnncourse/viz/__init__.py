@@ -5,6 +5,7 @@ from .architecture import ArchitectureBlock, architecture, architecture_blocks
 from .block_diagram import block_diagram
 from .explorers import conv_explorer, kernel_explorer
 from .galleries import show_feature_maps, show_kernels
+from .interpret_explorer import feature_explorer
 from .kernels import apply_kernel, classic_kernels
 from .png import array_to_png, figure_to_png, png_widget
 from .receptive import receptive_field_explorer
@@ -27,6 +28,7 @@ __all__ = [
     "colour_labels",
     "conv_explorer",
     "draw_convolution",
+    "feature_explorer",
     "figure_to_png",
     "kernel_explorer",
     "legend_handles",
