@@ -19,7 +19,12 @@ task:
   (:func:`~cnncourse.data.fashion_canvas`, options in ``data_kwargs``) and
   their class maps; the score is the mean IoU over the 11 classes on
   :data:`SEGMENTATION_TEST_SIZE` test canvases, recorded with the pixel
-  accuracy and the IoU of each class.
+  accuracy and the IoU of each class;
+* ``"detection"``: the same canvases and the boxes of their items; the
+  model's training-mode output goes into its own ``loss_fn()``, the
+  validation mAP is computed by :class:`~cnncourse.detection.DetectionValidation`,
+  and the score is the mAP at IoU 0.5 on :data:`DETECTION_TEST_SIZE` test
+  canvases, recorded with COCO's mAP over IoU 0.5:0.95 and the AP of each class.
 
 ``SHA256SUMS`` in the same folder lists both files' checksums (it is the
 format ``sha256sum -c`` reads); loading checks them, so a corrupted or
@@ -85,6 +90,7 @@ from .notebook import Table
 from .seed import seed_everything
 from .summary_table import summary
 from .training import History, evaluate, fit, segmentation_scores
+from .training.callbacks import Callback
 
 __all__ = [
     "Obtained",
@@ -106,12 +112,16 @@ __all__ = [
 
 #: Fashion-MNIST's input shape, batch included, for the parameter and MAC counts.
 INPUT_SIZE = (1, 1, 28, 28)
-#: What a recipe can learn: classify Fashion-MNIST, or segment canvases of its items.
-TASKS = ("classification", "segmentation")
+#: What a recipe can learn: classify Fashion-MNIST, segment canvases of its items, or detect them.
+TASKS = ("classification", "segmentation", "detection")
 #: Canvases a segmenter is validated on during training and scored on at the end (the same test
 #: canvases, seed 0, for every segmentation entry).
 SEGMENTATION_VAL_SIZE = 1_000
 SEGMENTATION_TEST_SIZE = 1_000
+#: Canvases a detector is validated on (every epoch) and scored on at the end (seed 0: the first of the
+#: segmenters' test canvases).
+DETECTION_VAL_SIZE = 500
+DETECTION_TEST_SIZE = 500
 #: The score (accuracy, mean IoU) a re-evaluated checkpoint may differ from its record by (a few of
 #: 10 000 test images: float32 sums in another order, on another CPU).
 TOLERANCE = 5e-4
@@ -130,9 +140,9 @@ class Recipe:
     Attributes:
         model: Registry name of the architecture (see :func:`~cnncourse.list_models`).
         model_kwargs: Extra arguments for the builder (e.g. ``widths``).
-        task: One of :data:`TASKS`: ``"classification"`` (Fashion-MNIST) or
-            ``"segmentation"`` (canvases of its items).
-        data_kwargs: Options of the task's data: for segmentation those of
+        task: One of :data:`TASKS`: ``"classification"`` (Fashion-MNIST),
+            ``"segmentation"`` or ``"detection"`` (canvases of its items).
+        data_kwargs: Options of the task's data: for the canvases those of
             :func:`~cnncourse.data.fashion_canvas` (``size``, ``max_items``, ...).
         epochs: Passes over the training images.
         batch_size: Examples per step, over all processes together (under
@@ -188,6 +198,9 @@ _DEGRADATION = dict(epochs=5, train_size=15_000, augment=False, weight_decay=1e-
 _CANVAS = dict(epochs=10, train_size=20_000, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
                augment=False, half=True)
 
+_DETECTOR = dict(epochs=10, train_size=20_000, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
+                 augment=False, half=True)
+
 RECIPES: dict[str, Recipe] = {
     "lenet5": Recipe("lenet5", epochs=15, lr=0.05, augment=False, weight_decay=1e-4,
                      note="LeNet-5 as published: tanh, average pooling, 61 706 parameters"),
@@ -208,6 +221,9 @@ RECIPES: dict[str, Recipe] = {
                             label_smoothing=0.1, erasing=0.5, half=True, needs_gpu=True,
                             note="ResNet-20 at four times the width, random erasing, label smoothing: >= 0.950 "
                                  "on a GPU"),
+    # chapter 19: object detection on the same canvases (mAP at IoU 0.5 >= 0.80 on 500 test canvases)
+    "detector_canvas": Recipe("centernet", task="detection", **_DETECTOR,
+                              note="CenterNet (objects as points): a U-Net encoder cut at stride 4, three heads"),
     # chapter 18: semantic segmentation of canvases, both networks on the same data and budget
     "fcn_canvas": Recipe("fcn", task="segmentation", **_CANVAS, note="FCN: a VGG-style classifier made fully "
                          "convolutional, its 1/16 score map upsampled bilinearly"),
@@ -226,10 +242,13 @@ class ZooInfo:
         history: Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
             ``lr`` and ``time`` (seconds, validation included); segmenters
             record ``pixel_accuracy`` and ``mean_iou`` (of each batch,
-            averaged; exact on the validation canvases, one batch).
+            averaged; exact on the validation canvases, one batch); detectors
+            ``val_map_50`` and ``val_map`` (their ``time`` leaves the
+            validation out).
         test_accuracy: Of the stored weights on the 10 000 test images (for a
-            segmenter: the pixel accuracy on the test canvases).
-        test_loss: Mean cross-entropy on them.
+            segmenter: the pixel accuracy on the test canvases; for a
+            detector: its mAP at IoU 0.5).
+        test_loss: Mean cross-entropy on them (a detector's own loss).
         params: Number of parameters.
         macs: Multiply-accumulates of one input (a 28 x 28 image, a canvas).
         device: Where it trained, in words.
@@ -241,7 +260,9 @@ class ZooInfo:
         torch_version: The torch that trained it.
         test_metrics: The task's test scores: ``accuracy``; for a segmenter
             ``mean_iou``, ``pixel_accuracy``, ``loss`` and ``iou``, the IoU of
-            each class (background first).
+            each class (background first); for a detector ``map_50``,
+            ``map`` (COCO's, IoU 0.5:0.95), ``map_75``, ``ap_50`` and ``ap``
+            (each class's AP at IoU 0.5 and over 0.5:0.95), and ``loss``.
     """
 
     name: str
@@ -262,12 +283,17 @@ class ZooInfo:
 
     @property
     def score(self) -> float:
-        """The task's headline score: test accuracy, or a segmenter's mean IoU."""
+        """The task's headline score: test accuracy, a segmenter's mean IoU, a detector's mAP at IoU 0.5."""
         return _score(self.recipe.task, self.test_accuracy, self.test_metrics)
 
 
+#: The key of each task's headline score in ``test_metrics``, and its name in tables and messages.
+SCORE_KEYS = {"classification": "accuracy", "segmentation": "mean_iou", "detection": "map_50"}
+SCORE_NAMES = {"classification": "accuracy", "segmentation": "mean IoU", "detection": "mAP@0.5"}
+
+
 def _score(task: str, accuracy: float, metrics: dict[str, Any]) -> float:
-    return metrics["mean_iou"] if task == "segmentation" else accuracy
+    return accuracy if task == "classification" else metrics[SCORE_KEYS[task]]
 
 
 def names() -> list[str]:
@@ -292,7 +318,7 @@ def build(name: str) -> nn.Module:
 def input_size(name: str) -> tuple[int, int, int, int]:
     """The shape of a batch of one input of entry ``name``: a Fashion-MNIST image or a canvas."""
     r = recipe(name)
-    if r.task == "segmentation":
+    if r.task in ("segmentation", "detection"):
         size = r.data_kwargs.get("size", 64)
         return (1, 1, size, size)
     return INPUT_SIZE
@@ -306,11 +332,16 @@ def _data(r: Recipe, *, train_size: int | None = None, val_size: int | None = No
         return canvas_splits(train_size=train_size or r.train_size or 10_000,
                              val_size=val_size or SEGMENTATION_VAL_SIZE, test_size=SEGMENTATION_TEST_SIZE,
                              **r.data_kwargs)
+    if r.task == "detection":
+        return canvas_splits(train_size=train_size or r.train_size or 10_000, val_size=val_size or DETECTION_VAL_SIZE,
+                             test_size=DETECTION_TEST_SIZE, targets="boxes", **r.data_kwargs)
     return fashion_mnist(val_size=val_size or 10_000, train_size=train_size or r.train_size)
 
 
 @functools.lru_cache(maxsize=4)
-def _canvas_test(options: str) -> torch.utils.data.TensorDataset:
+def _canvas_test(options: str, task: str = "segmentation") -> torch.utils.data.TensorDataset:
+    if task == "detection":
+        return fashion_canvas("test", n=DETECTION_TEST_SIZE, **json.loads(options)).detection_dataset()
     return fashion_canvas("test", n=SEGMENTATION_TEST_SIZE, **json.loads(options)).semantic_dataset()
 
 
@@ -318,8 +349,8 @@ def _test_set(r: Recipe, data: DataSplits | None = None) -> torch.utils.data.Ten
     """The test set of a recipe's task: ``data.test`` if given, else Fashion-MNIST's or the canvases'."""
     if data is not None:
         return data.test
-    if r.task == "segmentation":
-        return _canvas_test(json.dumps(r.data_kwargs, sort_keys=True))
+    if r.task in ("segmentation", "detection"):
+        return _canvas_test(json.dumps(r.data_kwargs, sort_keys=True), r.task)
     return fashion_mnist().test
 
 
@@ -544,18 +575,35 @@ def train(
     # one cycle needs a step up and a step down; a smoke run of a few steps gets a longer warm-up
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=r.lr, total_steps=max(steps, 4),
                                                     pct_start=max(0.25, 2 / max(steps, 4)))
-    metrics = ("pixel_accuracy", "mean_iou") if r.task == "segmentation" else ("accuracy",)
-    history = fit(model, batches, val_loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
-                  scheduler_interval="batch", loss_fn=nn.CrossEntropyLoss(label_smoothing=r.label_smoothing),
-                  metrics=metrics, device=device, progress=progress)
+    loss_fn, metrics, callbacks = _objective(r, model, data)
+    history = fit(model, batches, val_loader if r.task != "detection" else None, epochs=epochs, optimizer=optimizer,
+                  scheduler=scheduler, scheduler_interval="batch", loss_fn=loss_fn, metrics=metrics,
+                  callbacks=callbacks, device=device, progress=progress)
     return model.eval(), history
+
+
+def _objective(r: Recipe, model: nn.Module, data: DataSplits) -> tuple[nn.Module, tuple[str, ...], list[Callback]]:
+    """The loss, the metrics and the callbacks that train a recipe's task with :func:`fit`.
+
+    A detector's loss is its own (``model.loss_fn()``, over the padded boxes), and
+    its validation (loss and mAP) is a callback: in evaluation mode it returns
+    detections, not the logits ``fit``'s own validation averages over.
+    """
+    if r.task == "detection":
+        from .detection import DetectionValidation  # here: it imports torchvision, which takes seconds
+
+        loss_fn = model.loss_fn()
+        return loss_fn, (), [DetectionValidation(data.val, loss_fn)]
+    metrics = ("pixel_accuracy", "mean_iou") if r.task == "segmentation" else ("accuracy",)
+    return nn.CrossEntropyLoss(label_smoothing=r.label_smoothing), metrics, []
 
 
 @functools.lru_cache(maxsize=2)
 def _sliver(task: str = "classification", options: str = "{}") -> DataSplits:
     """128 training and 128 validation examples: one optimizer step for the smoke profile."""
-    if task == "segmentation":
-        return canvas_splits(train_size=128, val_size=128, test_size=128, **json.loads(options))
+    if task in ("segmentation", "detection"):
+        return canvas_splits(train_size=128, val_size=128, test_size=128,
+                             targets="boxes" if task == "detection" else "semantic", **json.loads(options))
     return fashion_mnist(train_size=128, val_size=128)
 
 
@@ -567,7 +615,7 @@ class Obtained:
         model: The trained network, on the CPU, in eval mode.
         history: Its per-epoch training history.
         test_accuracy: On Fashion-MNIST's test images (a segmenter's: pixel
-            accuracy on the test canvases).
+            accuracy on the test canvases; a detector's: mAP at IoU 0.5).
         info: The zoo's record when the model was loaded, ``None`` when it trained here.
         test_metrics: The task's test scores, as in :attr:`ZooInfo.test_metrics`.
         task: The recipe's task.
@@ -586,7 +634,7 @@ class Obtained:
 
     @property
     def score(self) -> float:
-        """The task's headline score: test accuracy, or a segmenter's mean IoU."""
+        """The task's headline score: test accuracy, a segmenter's mean IoU, a detector's mAP at IoU 0.5."""
         return _score(self.task, self.test_accuracy, self.test_metrics)
 
     def __str__(self) -> str:
@@ -599,6 +647,9 @@ class Obtained:
         if self.task == "segmentation":
             return (f"{where}; final validation mean IoU {h['val_mean_iou'][-1]:.4f}, "
                     f"test mean IoU {self.score:.4f}, test pixel accuracy {self.test_accuracy:.4f}")
+        if self.task == "detection":
+            return (f"{where}; final validation mAP@0.5 {h['val_map_50'][-1]:.4f}, "
+                    f"test mAP@0.5 {self.score:.4f}, test mAP@[0.5:0.95] {self.test_metrics['map']:.4f}")
         return f"{where}; final validation accuracy {h['val_accuracy'][-1]:.4f}, test accuracy {self.test_accuracy:.4f}"
 
 
@@ -631,7 +682,7 @@ def obtain(
         An :class:`Obtained`. A loaded model's test scores are its record (the
         test suite re-measures every shipped checkpoint); a model trained here
         is measured on the 10 000 test images (1 000 in the smoke profile), a
-        segmenter on the test canvases (100 in the smoke profile).
+        segmenter or a detector on the test canvases (100 in the smoke profile).
     """
     device = get_device(device)
     r = recipe(name)
@@ -668,7 +719,13 @@ def _commit() -> str:
 
 def _test_metrics(model: nn.Module, test: torch.utils.data.TensorDataset, r: Recipe,
                   device: str | torch.device = "cpu") -> dict[str, Any]:
-    """The task's test scores: ``accuracy`` and ``loss``, and a segmenter's IoUs, from one confusion matrix."""
+    """The task's test scores: ``accuracy`` and ``loss``, a segmenter's IoUs, a detector's APs."""
+    if r.task == "detection":
+        from .detection import evaluate_detector
+
+        scores, loss = evaluate_detector(model.to(device), test, loss_fn=model.loss_fn(), device=device)
+        found = scores.to_dict()
+        return {"accuracy": found["map_50"], "loss": loss, **found}
     if r.task == "segmentation":
         scores = segmentation_scores(model.to(device), tensor_loader(test, 100), device=device)
         return {"accuracy": scores.pixel_accuracy, **scores.to_dict()}
@@ -776,7 +833,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
         rows = []
         for name in names():
             info = load_info(name) if name in trained else None
-            score = "mIoU" if recipe(name).task == "segmentation" else "acc"
+            score = {"segmentation": "mIoU", "detection": "mAP50"}.get(recipe(name).task, "acc")
             untrained = "not trained" + (" (a GPU recipe)" if recipe(name).needs_gpu else "")
             rows.append([name, recipe(name).model, f"{score} {info.score:.4f}" if info else "-",
                          str(len(info.history)) if info else "-", info.device if info else untrained])
@@ -800,7 +857,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
         r = recipe(name)
         info = save(name, model, history, device=where, train_seconds=seconds,
                     data=data if r.task == "classification" else None, commit=commit)
-        score = "test mean IoU" if r.task == "segmentation" else "test accuracy"
+        score = "test " + SCORE_NAMES[r.task]
         out(f"{name}: {score} {info.score:.4f} after {len(info.history)} epochs, "
             f"{info.train_seconds:.0f} s on {info.device}")
 

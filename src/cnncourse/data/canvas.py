@@ -177,6 +177,40 @@ class FashionCanvas(Dataset):
         """
         return TensorDataset(self.images.unsqueeze(1).float().div_(255), self.semantic())
 
+    def boxes(self) -> torch.Tensor:
+        """Every canvas's boxes at once, padded: ``(n, max_items, 5)`` rows ``(label, x1, y1, x2, y2)``.
+
+        Row ``j`` is item slot ``j`` (back to front), all zeros where the slot
+        is empty; each box is the box of the item's visible pixels, as in
+        ``dataset[i]``. The format of :func:`cnncourse.models.centernet.pad_targets`.
+        """
+        n, size = len(self), self.size
+        rows = torch.zeros(n, self.max_items, 5)
+        coords = torch.arange(size)
+        for slot in range(self.max_items):
+            visible = self.instances == slot + 1  # n x S x S
+            cols, lines = visible.any(1), visible.any(2)  # n x S: which columns and rows the item reaches
+            present = cols.any(1)
+            big = torch.tensor(size)
+            x1 = torch.where(cols, coords, big).amin(1)
+            x2 = torch.where(cols, coords, -1).amax(1)
+            y1 = torch.where(lines, coords, big).amin(1)
+            y2 = torch.where(lines, coords, -1).amax(1)
+            box = torch.stack([x1, y1, x2, y2], 1).float()
+            rows[present, slot, 0] = self.labels[present, slot].float()
+            rows[present, slot, 1:] = box[present]
+        return rows
+
+    def detection_dataset(self) -> TensorDataset:
+        """``(images, boxes)`` as a :class:`TensorDataset`, what a detector trains on.
+
+        Images ``(n, 1, size, size)`` float in [0, 1], boxes ``(n, max_items,
+        5)`` padded rows from :meth:`boxes`: fixed-size targets, so
+        :func:`~cnncourse.data.tensor_loader` batches them (on a GPU too). The
+        transform, if any, is not applied.
+        """
+        return TensorDataset(self.images.unsqueeze(1).float().div_(255), self.boxes())
+
 
 def fashion_canvas(
     split: str = "train",
@@ -443,24 +477,30 @@ def canvas_splits(
     val_size: int = 1_000,
     test_size: int = 1_000,
     seed: int = 0,
+    targets: str = "semantic",
     **options: Any,
 ) -> DataSplits:
-    """Train, validation and test canvases as the tensors a segmenter trains on.
+    """Train, validation and test canvases as the tensors a segmenter (or a detector) trains on.
 
     Args:
         train_size, val_size, test_size: Canvases in each split.
         seed: Seeds the scenes of all three.
+        targets: ``"semantic"``, the class maps (:meth:`FashionCanvas.semantic_dataset`),
+            or ``"boxes"``, the padded boxes (:meth:`FashionCanvas.detection_dataset`).
         **options: ``size``, ``max_items``, ``scale``, ``min_visible`` (the
             same for every split), as for :func:`fashion_canvas`.
 
     Returns:
         A :class:`~cnncourse.data.DataSplits` whose datasets hold images
-        ``(n, 1, size, size)`` and class maps ``(n, size, size)``, with
-        :data:`CANVAS_CLASSES` and the training images' mean and std; its
-        ``loaders()`` batch them as for Fashion-MNIST.
+        ``(n, 1, size, size)`` and class maps ``(n, size, size)`` (or boxes
+        ``(n, max_items, 5)``), with :data:`CANVAS_CLASSES` and the training
+        images' mean and std; its ``loaders()`` batch them as for Fashion-MNIST.
     """
+    if targets not in ("semantic", "boxes"):
+        raise ValueError(f"targets must be 'semantic' (class maps) or 'boxes' (detection), got {targets!r}")
     sets = {
-        split: fashion_canvas(split, n=count, seed=seed, **options).semantic_dataset()
+        split: getattr(fashion_canvas(split, n=count, seed=seed, **options),
+                       "semantic_dataset" if targets == "semantic" else "detection_dataset")()
         for split, count in (("train", train_size), ("val", val_size), ("test", test_size))
     }
     images = sets["train"].tensors[0]

@@ -7,10 +7,12 @@ match torchvision's parameter for parameter; the compact ones (``lenet5``,
 ``alexnet_small``, ``vgg_small``, ``googlenet_small``, ``resnet20``,
 ``plain20``, ``se_resnet20``, ...) are sized for 28 x 28 Fashion-MNIST on a CPU.
 The segmenters ``fcn`` and ``unet`` map 64 x 64 canvases of Fashion-MNIST
-items to 11 class scores per pixel (``num_classes=11``: background and ten).
+items to 11 class scores per pixel (``num_classes=11``: background and ten);
+the detector ``centernet`` finds the items on them (``num_classes=10``).
 """
 
 from .alexnet import AlexNet, alexnet, alexnet_small
+from .centernet import CenterNet, CenterNetLoss, UNetFeatures, centernet
 from .fcn import FCN, bilinear_kernel, fcn
 from .googlenet import (
     BasicConv2d,
@@ -64,6 +66,8 @@ __all__ = [
     "BasicBlock",
     "BasicConv2d",
     "Bottleneck",
+    "CenterNet",
+    "CenterNetLoss",
     "CifarResNet",
     "DoubleConv",
     "Down",
@@ -78,12 +82,14 @@ __all__ = [
     "SqueezeExcitation",
     "Standardize",
     "UNet",
+    "UNetFeatures",
     "Up",
     "VGG",
     "ZeroPadShortcut",
     "alexnet",
     "alexnet_small",
     "bilinear_kernel",
+    "centernet",
     "create_model",
     "fcn",
     "googlenet",

@@ -1,0 +1,34 @@
+"""Detection: boxes from scratch (for teaching), average precision and panoptic quality, scoring detectors."""
+
+from .boxes import batched_nms, box_area, box_iou, nms
+from .evaluation import DetectionValidation, detect, evaluate_detector
+from .metrics import (
+    COCO_IOU_THRESHOLDS,
+    COCO_RECALL_LEVELS,
+    DetectionScores,
+    PanopticScores,
+    average_precision,
+    match_detections,
+    mean_average_precision,
+    panoptic_quality,
+    precision_recall_curve,
+)
+
+__all__ = [
+    "COCO_IOU_THRESHOLDS",
+    "COCO_RECALL_LEVELS",
+    "DetectionScores",
+    "DetectionValidation",
+    "PanopticScores",
+    "average_precision",
+    "batched_nms",
+    "box_area",
+    "box_iou",
+    "detect",
+    "evaluate_detector",
+    "match_detections",
+    "mean_average_precision",
+    "nms",
+    "panoptic_quality",
+    "precision_recall_curve",
+]
