@@ -49,6 +49,7 @@ COMPACT = [
     "plain20", "plain32", "plain44", "plain56", "se_resnet20", "simple_cnn",
 ]  # fmt: skip
 SEGMENTATION = ["fcn", "unet"]  # canvases in, 11 class scores per pixel out
+DETECTION = ["centernet"]  # canvases in, boxes out (tests/test_detection.py)
 
 
 def n_params(model: nn.Module) -> int:
@@ -68,7 +69,7 @@ def torchvision_on_meta(name: str, **kwargs) -> nn.Module:
 
 def test_registry_holds_exactly_the_architecture_line():
     # a newly registered model must be added to one of the lists, so that the tests below cover it
-    assert sorted(list_models()) == sorted(IMAGENET + COMPACT + SEGMENTATION)
+    assert sorted(list_models()) == sorted(IMAGENET + COMPACT + SEGMENTATION + DETECTION)
     assert list_models("vgg1*") == ["vgg11", "vgg13", "vgg16", "vgg19"]
 
 

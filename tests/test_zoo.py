@@ -39,8 +39,10 @@ def test_every_recipe_builds_a_registered_model():
         r = zoo.recipe(name)
         assert r.model in list_models() and r.task in zoo.TASKS
         size = zoo.input_size(name)
-        out = zoo.build(name)(torch.zeros(2, *size[1:]))
-        assert out.shape == ((2, 10) if r.task == "classification" else (2, 11, *size[2:]))
+        out = zoo.build(name)(torch.zeros(2, *size[1:]))  # in training mode: a detector's dense maps
+        expected = {"classification": (2, 10), "segmentation": (2, 11, *size[2:]),
+                    "detection": (2, 14, *(s // 4 for s in size[2:]))}
+        assert out.shape == expected[r.task]
 
 
 def test_the_segmenters_differ_only_in_the_model():
@@ -70,8 +72,8 @@ def test_recipe_round_trips_through_a_dict():
 
 
 def test_unknown_tasks_and_augmented_segmenters_are_refused(monkeypatch):
-    with pytest.raises(ValueError, match="unknown task 'detection'"):
-        zoo._data(zoo.Recipe("unet", task="detection"))
+    with pytest.raises(ValueError, match="unknown task 'captioning'"):
+        zoo._data(zoo.Recipe("unet", task="captioning"))
     monkeypatch.setitem(zoo.RECIPES, "unet_canvas", dataclasses.replace(zoo.recipe("unet_canvas"), augment=True))
     with pytest.raises(ValueError, match="set augment=False"):
         zoo.train("unet_canvas", epochs=1, device="cpu", progress=False)
@@ -266,6 +268,42 @@ def test_obtain_trains_a_segmenter_when_asked():
     assert got.trained_here and got.task == "segmentation" and len(got.history) == 1
     assert got.score == got.test_metrics["mean_iou"] and 0 <= got.score <= 1
     assert "test mean IoU" in str(got) and got.model(torch.zeros(1, 1, 64, 64)).shape == (1, 11, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    """The CenterNet trained for one epoch on 64 canvases, saved into a scratch zoo folder (scored on 500 canvases)."""
+    folder = tmp_path_factory.mktemp("zoo")
+    small = canvas_splits(train_size=64, val_size=32, test_size=32, targets="boxes")
+    model, history = zoo.train("detector_canvas", epochs=1, data=small, progress=False)
+    info = zoo.save("detector_canvas", model, history, device="test", train_seconds=1.0, directory=folder)
+    return folder, model, history, info
+
+
+def test_a_detector_is_saved_with_its_task_scores(detector):
+    folder, model, history, info = detector
+    r = zoo.recipe("detector_canvas")
+    assert r.task == "detection" and r.model == "centernet" and r.half and zoo.input_size("detector_canvas") == (
+        1, 1, 64, 64)
+    assert info.recipe.task == "detection" and info.recipe.epochs == 1
+    assert set(history.keys()) == {"loss", "lr", "time", "val_loss", "val_map_50", "val_map"}
+    metrics = info.test_metrics
+    assert set(metrics) == {"accuracy", "loss", "map", "map_50", "map_75", "ap_50", "ap"} and len(metrics["ap"]) == 10
+    assert info.score == metrics["map_50"] == info.test_accuracy and 0 <= metrics["map"] <= metrics["map_50"] <= 1
+    assert info.macs == summary(zoo.build("detector_canvas"), (1, 1, 64, 64), receptive_fields=False).total_macs
+    loaded = zoo.load_pretrained("detector_canvas", directory=folder)
+    assert not loaded.training and isinstance(loaded(torch.rand(2, 1, 64, 64)), list)
+    x = torch.rand(2, 1, 64, 64)
+    torch.testing.assert_close(loaded.dense(x), model.cpu().eval().dense(x), atol=5e-2, rtol=0)  # float16
+    recorded, measured = zoo.verify(["detector_canvas"], folder)["detector_canvas"]
+    assert recorded == info.score and abs(recorded - measured) <= zoo.TOLERANCE
+
+
+def test_obtain_trains_a_detector_when_asked():
+    got = zoo.obtain("detector_canvas", train_here=True, device="cpu", smoke=True)
+    assert got.trained_here and got.task == "detection" and len(got.history) == 1
+    assert got.score == got.test_metrics["map_50"] and 0 <= got.score <= 1
+    assert "test mAP@0.5" in str(got) and isinstance(got.model(torch.zeros(1, 1, 64, 64)), list)
 
 
 def test_entries_saved_before_the_tasks_load_as_classifiers():
