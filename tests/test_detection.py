@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import TensorDataset
 
 from cnncourse import fit, summary
 from cnncourse.data import canvas_splits, fashion_canvas, tensor_loader
@@ -115,8 +114,9 @@ def test_a_second_detection_of_the_same_item_is_a_false_positive():
     assert match_detections(torch.tensor([[0.55, 0.7], [0.6, 0.9]]), 0.5).tolist() == [[True, True]]
 
 
-def random_detections(seed: int, images: int = 30, classes: int = 5, masks: bool = False, size: int = 32,
-                      min_items: int = 0):
+def random_detections(
+    seed: int, images: int = 30, classes: int = 5, masks: bool = False, size: int = 32, min_items: int = 0
+):
     """Ground truth and noisy detections (jittered copies, wrong classes, strays), optionally with masks.
 
     With ``min_items=0`` the first image has no items (only false positives).
@@ -153,8 +153,13 @@ def box_masks(boxes: torch.Tensor, size: int) -> torch.Tensor:
 
 def torchmetrics_map(preds, targets, iou_type: str = "bbox"):
     # pycocotools' own thresholds and recall levels (torchmetrics' defaults are float32 neighbours of them)
-    metric = MeanAveragePrecision(iou_type=iou_type, class_metrics=True, backend="pycocotools",
-                                  iou_thresholds=list(COCO_IOU_THRESHOLDS), rec_thresholds=list(COCO_RECALL_LEVELS))
+    metric = MeanAveragePrecision(
+        iou_type=iou_type,
+        class_metrics=True,
+        backend="pycocotools",
+        iou_thresholds=list(COCO_IOU_THRESHOLDS),
+        rec_thresholds=list(COCO_RECALL_LEVELS),
+    )
     metric.update(preds, targets)
     return metric.compute()
 
@@ -278,8 +283,9 @@ def test_panoptic_quality_equals_torchmetrics(seed):
     ours = panoptic_quality(pred, truth, things=[1, 2, 3], stuffs=[0])
     metric = PanopticQuality(things={1, 2, 3}, stuffs={0}, return_sq_and_rq=True)
     theirs = metric(pred, truth)
-    torch.testing.assert_close(torch.tensor([ours.pq, ours.sq, ours.rq]), theirs.double(), atol=1e-4, rtol=0,
-                               check_dtype=False)
+    torch.testing.assert_close(
+        torch.tensor([ours.pq, ours.sq, ours.rq]), theirs.double(), atol=1e-4, rtol=0, check_dtype=False
+    )
     assert 0 < ours.pq < 1
 
 
@@ -427,9 +433,17 @@ def test_fit_trains_the_detector_unchanged_and_the_callback_adds_validation_scor
     torch.manual_seed(0)
     model = centernet()
     loss_fn = model.loss_fn()
-    history = fit(model, tensor_loader(data.train, 32, shuffle=True), epochs=2, loss_fn=loss_fn, metrics=(),
-                  optimizer=torch.optim.AdamW(model.parameters(), lr=3e-3), device="cpu", progress=False,
-                  callbacks=[DetectionValidation(data.val, loss_fn)])
+    history = fit(
+        model,
+        tensor_loader(data.train, 32, shuffle=True),
+        epochs=2,
+        loss_fn=loss_fn,
+        metrics=(),
+        optimizer=torch.optim.AdamW(model.parameters(), lr=3e-3),
+        device="cpu",
+        progress=False,
+        callbacks=[DetectionValidation(data.val, loss_fn)],
+    )
     assert set(history.keys()) == {"loss", "lr", "time", "val_loss", "val_map_50", "val_map"}
     assert history["loss"][1] < history["loss"][0]
     assert 0 <= history["val_map"][-1] <= history["val_map_50"][-1] <= 1

@@ -31,7 +31,11 @@ def _device_of(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def detect(
-    model: nn.Module, images: torch.Tensor, *, batch_size: int = 100, device: str | torch.device | None = None,
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    batch_size: int = 100,
+    device: str | torch.device | None = None,
     **options,
 ) -> Detections:
     """The detections of ``model`` (in evaluation mode) for every image, on the CPU.

@@ -94,8 +94,9 @@ def precision_recall_curve(
     if num_ground_truth < 0:
         raise ValueError(f"num_ground_truth must be >= 0, got {num_ground_truth}")
     if scores.shape != matched.shape or scores.ndim != 1:
-        raise ValueError(f"scores and matched must be two (D,) tensors, got {tuple(scores.shape)} and "
-                         f"{tuple(matched.shape)}")
+        raise ValueError(
+            f"scores and matched must be two (D,) tensors, got {tuple(scores.shape)} and {tuple(matched.shape)}"
+        )
     order = scores.argsort(descending=True, stable=True)
     hits = matched[order].to(torch.float64)
     true_positives = hits.cumsum(0)
@@ -137,8 +138,8 @@ def average_precision(
     if interpolation == "all":
         steps = torch.diff(recall, prepend=recall.new_zeros(1))
         return float((steps * envelope).sum())
-    if interpolation == "coco":
-        levels = torch.tensor(COCO_RECALL_LEVELS, dtype=torch.float64)  # pycocotools: the first rank whose recall reaches the level
+    if interpolation == "coco":  # pycocotools: the precision at the first rank whose recall reaches each level
+        levels = torch.tensor(COCO_RECALL_LEVELS, dtype=torch.float64)
         ranks = torch.searchsorted(recall, levels, side="left")
         padded = torch.cat([envelope, envelope.new_zeros(1)])  # levels never reached count 0
         return float(padded[ranks.clamp(max=len(envelope))].mean())
@@ -150,9 +151,7 @@ def average_precision(
     return float(torch.where(reached, precision[None, :], 0.0).amax(1).mean())
 
 
-def match_detections(
-    ious: torch.Tensor, iou_thresholds: float | Sequence[float] = 0.5
-) -> torch.Tensor:
+def match_detections(ious: torch.Tensor, iou_thresholds: float | Sequence[float] = 0.5) -> torch.Tensor:
     """Greedy matching of one image's detections of one class to its ground truth, as COCO does it.
 
     The detections must come in order of decreasing score. Each in turn takes
@@ -441,8 +440,10 @@ def panoptic_quality(
     if things & stuffs:
         raise ValueError(f"classes {sorted(things & stuffs)} are both things and stuffs")
     if predictions.shape != targets.shape or predictions.shape[-1] != 2:
-        raise ValueError(f"predictions and targets must be (N, H, W, 2) maps of the same shape, got "
-                         f"{tuple(predictions.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"predictions and targets must be (N, H, W, 2) maps of the same shape, got "
+            f"{tuple(predictions.shape)} and {tuple(targets.shape)}"
+        )
     if predictions.ndim == 3:
         predictions, targets = predictions[None], targets[None]
     known = things | stuffs

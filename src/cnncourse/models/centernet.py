@@ -178,8 +178,10 @@ def encode_targets(
     hills = torch.exp(-0.5 * (gy[..., :, None] + gx[..., None, :]))  # N x K x h x w
     hills = hills * valid[..., None, None]
     one_hot = F.one_hot((labels - 1).clamp(min=0), num_classes).to(hills.dtype) * valid[..., None]  # N x K x C
-    heatmap = (hills[:, :, None] * one_hot[..., None, None]).amax(1) if targets.shape[1] else hills.new_zeros(
-        len(targets), num_classes, h, w
+    heatmap = (
+        (hills[:, :, None] * one_hot[..., None, None]).amax(1)
+        if targets.shape[1]
+        else hills.new_zeros(len(targets), num_classes, h, w)
     )
     index = (cell[..., 1] * w + cell[..., 0]).long()
     return DenseTargets(heatmap, index, size, centre - cell, valid)
@@ -229,8 +231,9 @@ class CenterNetLoss(nn.Module):
         0
     """
 
-    def __init__(self, num_classes: int = 10, *, stride: int = 4, size_weight: float = 0.1,
-                 offset_weight: float = 1.0) -> None:
+    def __init__(
+        self, num_classes: int = 10, *, stride: int = 4, size_weight: float = 0.1, offset_weight: float = 1.0
+    ) -> None:
         super().__init__()
         self.num_classes, self.stride = num_classes, stride
         self.size_weight, self.offset_weight = size_weight, offset_weight
@@ -247,8 +250,11 @@ class CenterNetLoss(nn.Module):
         mask = dense.valid[..., None]
         size = ((at_centres[..., :2] - dense.size).abs() * mask).sum()
         offset = ((at_centres[..., 2:] - dense.offset).abs() * mask).sum()
-        return {"heatmap": focal_loss(outputs[:, :c], dense.heatmap) / count, "size": size / count,
-                "offset": offset / count}
+        return {
+            "heatmap": focal_loss(outputs[:, :c], dense.heatmap) / count,
+            "size": size / count,
+            "offset": offset / count,
+        }
 
     def forward(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         parts = self.components(outputs, targets)
@@ -292,8 +298,9 @@ def decode(
 
     n, channels, h, w = outputs.shape
     if channels != num_classes + 4:
-        raise ValueError(f"outputs have {channels} channels; a CenterNet for {num_classes} classes has "
-                         f"{num_classes + 4}")
+        raise ValueError(
+            f"outputs have {channels} channels; a CenterNet for {num_classes} classes has {num_classes + 4}"
+        )
     if outputs.is_meta:  # a shape-only run (summary, diagrams): the values decide what is found, and there are none
         empty = outputs.new_zeros(0)
         return [{"boxes": empty.view(0, 4), "scores": empty, "labels": empty.long()} for _ in range(n)]
@@ -311,8 +318,15 @@ def decode(
     half_w, half_h = size[:, 0].clamp(min=0) * stride / 2, size[:, 1].clamp(min=0) * stride / 2
     boxes = torch.stack([centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h], -1)
     height, width = image_size
-    boxes = torch.stack([boxes[..., 0].clamp(0, width - 1), boxes[..., 1].clamp(0, height - 1),
-                         boxes[..., 2].clamp(0, width - 1), boxes[..., 3].clamp(0, height - 1)], -1)
+    boxes = torch.stack(
+        [
+            boxes[..., 0].clamp(0, width - 1),
+            boxes[..., 1].clamp(0, height - 1),
+            boxes[..., 2].clamp(0, width - 1),
+            boxes[..., 3].clamp(0, height - 1),
+        ],
+        -1,
+    )
     detections = []
     for b, s, lab in zip(boxes, scores, labels):
         keep = s >= score_threshold
@@ -344,14 +358,21 @@ class UNetFeatures(nn.Module):
         - Input: ``(N, in_channels, H, W)``; output: ``(N, out_channels, H / stride, W / stride)``.
     """
 
-    def __init__(self, in_channels: int = 1, widths: Sequence[int] = (8, 16, 32, 64, 128), *, stride: int = 4,
-                 batch_norm: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        widths: Sequence[int] = (8, 16, 32, 64, 128),
+        *,
+        stride: int = 4,
+        batch_norm: bool = True,
+    ) -> None:
         super().__init__()
         widths = tuple(widths)
         level = int(math.log2(stride)) if stride >= 1 else -1
         if 2**level != stride or not 0 <= level < len(widths):
-            raise ValueError(f"stride must be a power of 2 from 1 to {2 ** (len(widths) - 1)} for "
-                             f"{len(widths)} stages, got {stride}")
+            raise ValueError(
+                f"stride must be a power of 2 from 1 to {2 ** (len(widths) - 1)} for {len(widths)} stages, got {stride}"
+            )
         self.stride = stride
         self.encoder = nn.Sequential(
             DoubleConv(in_channels, widths[0], batch_norm=batch_norm),
@@ -438,8 +459,11 @@ class CenterNet(nn.Module):
 
     def postprocess(self, dense: torch.Tensor, image_size: tuple[int, int], **options) -> Detections:
         """Detections from the dense output, by :func:`decode` with this model's settings (``options`` override)."""
-        settings = {"score_threshold": self.score_threshold, "iou_threshold": self.iou_threshold,
-                    "max_detections": self.max_detections} | options
+        settings = {
+            "score_threshold": self.score_threshold,
+            "iou_threshold": self.iou_threshold,
+            "max_detections": self.max_detections,
+        } | options
         return decode(dense, num_classes=self.num_classes, stride=self.stride, image_size=image_size, **settings)
 
     def detect(self, images: torch.Tensor | Sequence[torch.Tensor], **options) -> Detections:
@@ -467,8 +491,15 @@ def _as_batch(images: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 @register_model
-def centernet(num_classes: int = 10, in_channels: int = 1, *, widths: Sequence[int] = (8, 16, 32, 64, 128),
-              stride: int = 4, head_width: int = 64, **kwargs) -> CenterNet:
+def centernet(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    *,
+    widths: Sequence[int] = (8, 16, 32, 64, 128),
+    stride: int = 4,
+    head_width: int = 64,
+    **kwargs,
+) -> CenterNet:
     """CenterNet for 64 x 64 canvases: a U-Net encoder (8, 16, 32, 64, 128) cut at stride 4, a 16 x 16 output.
 
     ``widths`` and ``stride`` shape the backbone (:class:`UNetFeatures`); other

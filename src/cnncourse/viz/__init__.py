@@ -3,6 +3,7 @@
 from .animation import OfflineFuncAnimation, offline_jshtml
 from .architecture import ArchitectureBlock, architecture, architecture_blocks
 from .block_diagram import block_diagram
+from .detection import detection_explorer, draw_detections
 from .explorers import conv_explorer, kernel_explorer
 from .galleries import show_feature_maps, show_kernels
 from .interpret_explorer import feature_explorer
@@ -27,7 +28,9 @@ __all__ = [
     "classic_kernels",
     "colour_labels",
     "conv_explorer",
+    "detection_explorer",
     "draw_convolution",
+    "draw_detections",
     "feature_explorer",
     "figure_to_png",
     "kernel_explorer",
