@@ -104,6 +104,8 @@ def draw_detections(
     ax.set_ylim(height - 0.5, -0.5)
     ax.set_xticks([])
     ax.set_yticks([])
+    for spine in ax.spines.values():  # a light frame all round: the canvas is white
+        spine.set(visible=True, color="0.7")
 
 
 def _count(detections: Detections, threshold: float) -> int:
