@@ -51,9 +51,9 @@ def test_draw_detections_draws_a_box_per_detection_and_truth():
     assert len(boxes) == 1 + 3  # the truth and the three boxes scoring >= 0.3
     assert [p.get_linestyle() for p in boxes].count("--") == 1
     solid = [p for p in boxes if p.get_linestyle() == "-"]
-    assert solid[0].get_xy() == (1.5, 1.5) and solid[0].get_width() == 8  # pixels 2..9, edge to edge
-    np.testing.assert_allclose(solid[-1].get_edgecolor()[:3], class_colours(3)[2])
-    assert ["shirt 0.90", "shirt 0.60", "bag 0.40"] == [t.get_text() for t in ax.texts]
+    assert solid[-1].get_xy() == (1.5, 1.5) and solid[-1].get_width() == 8  # pixels 2..9, edge to edge
+    np.testing.assert_allclose(solid[0].get_edgecolor()[:3], class_colours(3)[2])  # the bag, drawn first
+    assert ["bag 0.40", "shirt 0.60", "shirt 0.90"] == [t.get_text() for t in ax.texts]  # the best on top
     assert all(t.get_fontsize() >= 9 for t in ax.texts)
 
 

@@ -83,6 +83,9 @@ def draw_detections(
             box(xyxy, label, "--")
     if detections is not None:
         keep = detections["scores"] >= score_threshold
+        # the weakest first, so that the best box is drawn on top (a dense detector's boxes of several classes
+        # often coincide: its size and offset do not depend on the class)
+        keep = keep.nonzero().flatten()[detections["scores"][keep].argsort(stable=True)]
         for xyxy, label, score in zip(
             detections["boxes"][keep].tolist(), detections["labels"][keep].tolist(), detections["scores"][keep].tolist()
         ):
