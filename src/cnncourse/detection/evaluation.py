@@ -14,7 +14,6 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ..data import tensor_loader
 from ..models.centernet import unpad_targets
 from ..training.callbacks import Callback
 from .metrics import DetectionScores, mean_average_precision
@@ -89,7 +88,8 @@ def evaluate_detector(
         **map_options: For :func:`~cnncourse.detection.mean_average_precision`.
 
     Returns:
-        ``(scores, loss)``; ``loss`` is None without ``loss_fn``.
+        ``(scores, loss)``; ``loss`` is None without ``loss_fn``. Under a
+        process group each rank scores every image (no sharding).
     """
     device = torch.device(device) if device is not None else _device_of(model)
     images, boxes = data.tensors
@@ -98,8 +98,9 @@ def evaluate_detector(
     detections: Detections = []
     total, count = 0.0, 0
     try:
-        for x, y in tensor_loader(TensorDataset(images, boxes), batch_size):
-            x, y = x.to(device), y.to(device)
+        # plain slices, not tensor_loader: under a process group every rank scores the whole set
+        for start in range(0, len(images), batch_size):
+            x, y = images[start : start + batch_size].to(device), boxes[start : start + batch_size].to(device)
             dense = model.dense(x)
             if loss_fn is not None:
                 total += float(loss_fn(dense, y)) * len(x)
