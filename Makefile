@@ -33,11 +33,12 @@ data: setup  ## put Fashion-MNIST into data/ (from Debian's package, else the in
 	$(PYTHON) -m cnncourse.data
 
 book: data  ## build the website into _build/html (chapters rerun only when they change)
-	@# Sphinx 7.4 never overwrites a file already in _build/html/_static, so a changed
-	@# stylesheet or script would not reach the site; they are copied afresh each time.
-	rm -rf $(HTML)/_static
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html
+	@# Sphinx 7.4 never overwrites a file already in _build/html/_static, so an edited
+	@# stylesheet or script of ours would not reach the site: copy them over it.
+	cp -R _static/. $(HTML)/_static/
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
+	@echo "(the live page runs WebAssembly and needs a server: cd $(HTML) && python -m http.server)"
 
 book-strict: data  ## rebuild the website running every chapter, Sphinx warnings as errors (CI)
 	@# _config.yml with execution forced (no cached output is reused); it sits beside

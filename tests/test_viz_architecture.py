@@ -7,10 +7,12 @@ The shapes written on a figure are checked against a forward pass with hooks
 from __future__ import annotations
 
 import inspect
+import io
 
 import pytest
 import torch
 from matplotlib.figure import Figure
+from PIL import Image
 from torch import nn
 
 import cnncourse.models as models
@@ -39,6 +41,11 @@ def texts(fig: Figure) -> list[str]:
 def assert_legible(fig: Figure) -> None:
     width, _ = fig.get_size_inches()
     assert width <= viz.FIGURE_WIDTH + 1e-9, f"{width:.2f} inches is wider than the website's column"
+    # as a notebook saves it: bbox_inches="tight" pads the drawing by 0.1 inch on each side
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    saved = Image.open(buffer).size[0]
+    assert saved <= 100 * viz.FIGURE_WIDTH, f"saved {saved} pixels wide, more than FIGURE_WIDTH at 100 dpi"
     small = [(t.get_text(), t.get_fontsize()) for ax in fig.axes for t in ax.texts if t.get_fontsize() < 9]
     assert not small, f"fonts below 9 pt: {small}"
     # every text inside the figure (nothing cut off at the edges)
@@ -142,6 +149,7 @@ def test_a_single_layer_and_a_plain_sequential():
 def test_width_option_wraps_into_more_rows():
     model = on_meta("vgg16")
     wide, narrow = architecture(model, (3, 224, 224)), architecture(model, (3, 224, 224), width=3.5)
+    assert wide.get_size_inches()[0] <= viz.FIGURE_WIDTH - 0.2
     assert narrow.get_size_inches()[0] <= 3.5 < wide.get_size_inches()[0]
     assert narrow.get_size_inches()[1] > wide.get_size_inches()[1]
     assert_legible(narrow)
@@ -158,6 +166,7 @@ def test_width_option_wraps_into_more_rows():
         (lenet5(), (3, 28, 28), {}, ValueError, r"fails on an input of size \[1, 3, 28, 28\]"),
         (create_model("alexnet_small"), (1, 8, 8), {}, ValueError, "fails on an input"),
         (lenet5(), (1, 28, 28), {"width": 9}, ValueError, "FIGURE_WIDTH"),
+        (lenet5(), (1, 28, 28), {"width": 7.0}, ValueError, "0.2 inch"),
         (nn.Sequential(nn.ReLU()), (1, 28, 28), {}, ValueError, "nothing to draw"),
         ("lenet5", (1, 28, 28), {}, TypeError, "torch.nn.Module"),
         (lenet5(), None, {}, TypeError, "tuple of ints"),

@@ -8,7 +8,7 @@ from .explorers import conv_explorer, kernel_explorer
 from .galleries import show_feature_maps, show_kernels
 from .interpret_explorer import feature_explorer
 from .kernels import apply_kernel, classic_kernels
-from .png import array_to_png, figure_to_png, png_widget
+from .png import array_to_jpeg, array_to_png, figure_to_jpeg, figure_to_png, jpeg_figure, png_figure, png_widget
 from .receptive import receptive_field_explorer
 from .segmentation import class_colours, colour_labels, legend_handles, segmentation_explorer, segmentation_strip
 from .sliding import draw_convolution, sliding_window_animation
@@ -22,6 +22,7 @@ __all__ = [
     "apply_kernel",
     "architecture",
     "architecture_blocks",
+    "array_to_jpeg",
     "array_to_png",
     "block_diagram",
     "class_colours",
@@ -32,10 +33,13 @@ __all__ = [
     "draw_convolution",
     "draw_detections",
     "feature_explorer",
+    "figure_to_jpeg",
     "figure_to_png",
+    "jpeg_figure",
     "kernel_explorer",
     "legend_handles",
     "offline_jshtml",
+    "png_figure",
     "png_widget",
     "receptive_field_explorer",
     "segmentation_explorer",

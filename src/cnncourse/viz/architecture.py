@@ -62,6 +62,11 @@ COLORS = {
     "other": ("#eeeeee", "#6b6b6b"),
 }
 FONT_SIZE = 9  # points: the smallest the book allows
+#: Jupyter's inline backend saves figures with ``bbox_inches="tight"``, which pads the drawing by
+#: 0.1 inch on each side: a drawing that fills its figure is shown 0.2 inch wider than the figure.
+SAVE_PAD = 0.2
+#: The widest figure these diagrams make, so that the saved image stays within FIGURE_WIDTH.
+MAX_WIDTH = FIGURE_WIDTH - SAVE_PAD
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 _SHORT_NAMES = {"BatchNorm1d": "BN", "BatchNorm2d": "BN", "GroupNorm": "GN", "LayerNorm": "LN",
@@ -395,8 +400,9 @@ def _image_size(input_size: Sequence[int]) -> tuple[int, ...]:
 
 _PT = 1 / 72  # inches per point
 _LINE = FONT_SIZE * 1.35 * _PT  # height of a line of text
-_MARGIN = 0.3  # left margin (room for the connector between rows), inches
-_GAP = 0.22  # between two boxes' slots, inches
+_MARGIN = 0.3  # left margin of wrapped rows (room for the connector between them), inches
+_ONE_ROW_MARGIN = 0.05  # left margin when everything fits in one row
+_GAP = 0.18  # between two boxes' slots, inches
 _FACE_MAX, _FACE_MIN = 0.8, 0.06  # height of a map's front face, inches
 _THICK_MAX, _THICK_MIN = 0.3, 0.03  # thickness for the most and the fewest channels
 _DEPTH = 0.4  # oblique depth of a face of height 1, as a fraction
@@ -503,12 +509,12 @@ def _rows(boxes: list[_Box], usable: float) -> list[list[_Box]]:
     return _pack(boxes, high)
 
 
-def _draw_row(ax, row: list[_Box], top: float, entry: tuple[float, float] | None, *, last: bool):
+def _draw_row(ax, row: list[_Box], top: float, entry: tuple[float, float] | None, *, last: bool, margin: float):
     """Draw a row of boxes below ``top``, joined by arrows; return where its connector to the next row leaves."""
     above = max(len(b.lines_above) for b in row) * _LINE
     tallest = max(b.height for b in row)
     centre = top - above - 0.08 - tallest / 2  # the row's middle line, through the front faces
-    x, right = _MARGIN, 0.0  # the left of the next slot, the right of the last box
+    x, right = margin, 0.0  # the left of the next slot, the right of the last box
     for i, box in enumerate(row):
         slot_centre = x + box.width / 2
         bx = slot_centre - (box.thick + box.depth) / 2
@@ -522,7 +528,7 @@ def _draw_row(ax, row: list[_Box], top: float, entry: tuple[float, float] | None
         if i > 0:
             _arrow(ax, [(right + 0.03, centre), (bx - 0.03, centre)])
         elif entry is not None:  # down from the row above, left along the gap, into the first box
-            turn, left = top + 0.02, _MARGIN * 0.4
+            turn, left = top + 0.02, margin * 0.4
             _arrow(ax, [entry, (entry[0], turn), (left, turn), (left, centre), (bx - 0.03, centre)])
         right = bx + box.thick + box.depth / 2
         x += box.width + _GAP
@@ -538,7 +544,7 @@ def architecture(
     *,
     group: bool = True,
     title: str | None = None,
-    width: float = FIGURE_WIDTH,
+    width: float = MAX_WIDTH,
 ) -> Figure:
     """Draw a network as a row of feature-map blocks with their shapes (the classic LeNet figure).
 
@@ -556,9 +562,10 @@ def architecture(
         group: Draw neighbours that do the same thing to the same shape once.
         title: A title above the drawing (none by default: the book's figures
             have captions).
-        width: The figure's largest width in inches (at most
-            :data:`~cnncourse.viz.FIGURE_WIDTH`); a network that fits in less
-            gets a narrower figure.
+        width: The figure's largest width in inches, at most
+            :data:`~cnncourse.viz.FIGURE_WIDTH` less the 0.2 inch that a
+            notebook adds around a saved figure (the default); a network
+            that fits in less gets a narrower figure.
 
     Returns:
         The figure (shown at the end of a notebook cell, like any pyplot figure).
@@ -572,23 +579,31 @@ def architecture(
         >>> from cnncourse.models import lenet5
         >>> fig = architecture(lenet5(), (1, 28, 28))
     """
-    if not 2.0 <= width <= FIGURE_WIDTH:
-        raise ValueError(f"width must be between 2 and viz.FIGURE_WIDTH ({FIGURE_WIDTH}) inches, got {width}")
+    if not 2.0 <= width <= MAX_WIDTH:
+        raise ValueError(
+            f"width must be between 2 and {MAX_WIDTH:g} inches (viz.FIGURE_WIDTH less the 0.2 inch a notebook adds "
+            f"around a saved figure), got {width}"
+        )
     blocks = architecture_blocks(model, input_size, group=group)
     boxes = _boxes(blocks)
-    usable = width - _MARGIN - 0.1
-    widest = max(box.width for box in boxes)
-    if widest > usable:  # cannot happen with the book's labels; keep the figure legible anyway
-        raise ValueError(f"a label is {widest:.1f} inches wide, more than the {usable:.1f} a row has")
-
-    rows = _rows(boxes, usable)
+    one_row = sum(box.width for box in boxes) + _GAP * (len(boxes) - 1)
+    if one_row <= width - 2 * _ONE_ROW_MARGIN:  # the classic picture: one row, no connectors
+        margin, rows = _ONE_ROW_MARGIN, [boxes]
+    else:
+        margin = _MARGIN
+        usable = width - _MARGIN - 0.1
+        widest = max(box.width for box in boxes)
+        if widest > usable:  # cannot happen with the book's labels; keep the figure legible anyway
+            raise ValueError(f"a label is {widest:.1f} inches wide, more than the {usable:.1f} a row has")
+        rows = _rows(boxes, usable)
 
     # heights: text above (up to two lines), the tallest box, the shape below
     row_heights = []
     for row in rows:
         above = max(len(b.lines_above) for b in row) * _LINE
         row_heights.append(above + max(b.height for b in row) + _LINE + 0.25)
-    fig_width = min(width, _MARGIN + 0.15 + max(sum(b.width for b in row) + _GAP * (len(row) - 1) for row in rows))
+    widest_row = max(sum(b.width for b in row) + _GAP * (len(row) - 1) for row in rows)
+    fig_width = min(width, margin + widest_row + (_ONE_ROW_MARGIN if len(rows) == 1 else 0.15))
     title_height = 0.3 if title else 0.0
     fig_height = sum(row_heights) + title_height + 0.1
     fig = plt.figure(figsize=(fig_width, fig_height))
@@ -602,6 +617,6 @@ def architecture(
     top = fig_height - title_height - 0.05
     exit_point: tuple[float, float] | None = None  # where the connector from the row above leaves
     for row, row_height in zip(rows, row_heights):
-        exit_point = _draw_row(ax, row, top, exit_point, last=row is rows[-1])
+        exit_point = _draw_row(ax, row, top, exit_point, last=row is rows[-1], margin=margin)
         top -= row_height
     return fig

@@ -39,6 +39,7 @@ from .architecture import (
     _CONTAINERS,
     COLORS,
     FONT_SIZE,
+    MAX_WIDTH,
     _image_size,
     _unbatched,
     describe,
@@ -271,7 +272,8 @@ def block_diagram(
         title: A title above the drawing (none by default: the book's figures have captions).
 
     Returns:
-        The figure, at most :data:`~cnncourse.viz.FIGURE_WIDTH` wide.
+        The figure, at most :data:`~cnncourse.viz.FIGURE_WIDTH` wide once a
+        notebook has saved it (with its 0.1-inch padding).
 
     Raises:
         TypeError: ``block`` is not an ``nn.Module``, or ``torch.fx`` cannot trace it.
@@ -304,10 +306,10 @@ def block_diagram(
     levels = _skip_levels(skips)
     skip_room = (max(levels.values()) + 1) * _SKIP_STEP + 0.15 if skips else 0.0
     width = (high - low) * pitch_x + box_width + skip_room + 0.2
-    if width > FIGURE_WIDTH:
+    if width > MAX_WIDTH:
         raise ValueError(
-            f"{type(block).__name__} needs {width:.1f} inches, more than viz.FIGURE_WIDTH ({FIGURE_WIDTH}): "
-            f"it has {int(high - low) + 1} paths side by side"
+            f"{type(block).__name__} needs {width:.1f} inches, more than the {MAX_WIDTH:g} that fit "
+            f"viz.FIGURE_WIDTH ({FIGURE_WIDTH}) once saved: it has {int(high - low) + 1} paths side by side"
         )
     title_height = 0.3 if title else 0.0
     height = ranks * pitch_y - _RANK_GAP + 0.2 + title_height
