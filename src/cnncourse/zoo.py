@@ -170,7 +170,7 @@ class Recipe:
 _NARROW = {"widths": (8, 16, 32)}
 _DEGRADATION = dict(epochs=5, train_size=15_000, augment=False, weight_decay=1e-4)
 _CANVAS = dict(epochs=10, train_size=20_000, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
-               half=True)
+               augment=False, half=True)
 
 RECIPES: dict[str, Recipe] = {
     "lenet5": Recipe("lenet5", epochs=15, lr=0.05, augment=False, weight_decay=1e-4,
