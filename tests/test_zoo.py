@@ -10,7 +10,7 @@ import torch
 
 from cnncourse import list_models, summary, zoo
 from cnncourse.augment import shift_and_flip
-from cnncourse.data import canvas_splits, fashion_mnist
+from cnncourse.data import canvas_splits, fashion_canvas, fashion_mnist
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -71,12 +71,22 @@ def test_recipe_round_trips_through_a_dict():
     assert zoo.Recipe(**r.to_dict()) == r
 
 
-def test_unknown_tasks_and_augmented_segmenters_are_refused(monkeypatch):
+def test_unknown_tasks_and_augmented_detectors_are_refused(monkeypatch):
     with pytest.raises(ValueError, match="unknown task 'captioning'"):
         zoo._data(zoo.Recipe("unet", task="captioning"))
-    monkeypatch.setitem(zoo.RECIPES, "unet_canvas", dataclasses.replace(zoo.recipe("unet_canvas"), augment=True))
+    monkeypatch.setitem(zoo.RECIPES, "detector_canvas", dataclasses.replace(zoo.recipe("detector_canvas"), augment=True))
     with pytest.raises(ValueError, match="set augment=False"):
-        zoo.train("unet_canvas", epochs=1, device="cpu", progress=False)
+        zoo.train("detector_canvas", epochs=1, device="cpu", progress=False)
+
+
+def test_segmenters_see_new_canvases_every_epoch():
+    small = canvas_splits(train_size=40, val_size=8, test_size=8)
+    epochs = zoo._FreshCanvases(small.train, {}, 16, seed=0, device=torch.device("cpu"))
+    assert len(epochs) == 3
+    first, second = ([x for x, _ in epochs] for _ in range(2))
+    assert sorted(x.sum().item() for x in torch.cat(first)) == sorted(x.sum().item() for x in small.train.tensors[0])
+    drawn = fashion_canvas("train", n=40, seed=1).semantic_dataset().tensors[0]
+    assert sorted(x.sum().item() for x in torch.cat(second)) == sorted(x.sum().item() for x in drawn)
 
 
 # --- shift_and_flip ----------------------------------------------------------

@@ -156,8 +156,9 @@ class Recipe:
         weight_decay: SGD's L2 penalty, or AdamW's decoupled weight decay.
         label_smoothing: Of the cross-entropy loss.
         augment: Shift each image up to 2 pixels and mirror half of them
-            (:func:`~cnncourse.augment.shift_and_flip`), freshly every epoch
-            (classification only).
+            (:func:`~cnncourse.augment.shift_and_flip`), freshly every epoch;
+            for segmentation, draw new training canvases every epoch (the
+            same training items in new scenes).
         erasing: Probability of erasing a random rectangle of each image
             after that (:func:`~cnncourse.augment.random_erasing`; 0: never).
         train_size: Training images used (``None``: all 50 000 left after the
@@ -516,6 +517,33 @@ class _Augmented:
             yield x, y
 
 
+class _FreshCanvases:
+    """Training batches from new canvases every epoch: a segmenter's augmentation.
+
+    The first epoch uses the given canvases; epoch ``e`` after it draws as
+    many new ones with seed ``e`` (the same training items, in new scenes), so
+    the network never sees a scene twice. Drawing 20 000 canvases takes a few
+    seconds, against minutes for the epoch.
+    """
+
+    def __init__(self, first: torch.utils.data.TensorDataset, options: dict[str, Any], batch_size: int, *,
+                 seed: int, device: torch.device) -> None:
+        self.first, self.options, self.batch_size, self.seed = first, options, batch_size, seed
+        self.device = device if device.type != "cpu" else None
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.first) // self.batch_size)
+
+    def __iter__(self) -> Iterator:
+        canvases = self.first
+        if self.epoch > 0:
+            canvases = fashion_canvas("train", n=len(self.first), seed=self.epoch, **self.options).semantic_dataset()
+        self.epoch += 1
+        yield from tensor_loader(canvases, self.batch_size, shuffle=True, seed=self.seed + self.epoch,
+                                 device=self.device)
+
+
 def _optimizer(r: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if r.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=True,
@@ -562,14 +590,19 @@ def train(
     if r.batch_size % distributed.world_size():
         raise ValueError(f"{name}'s global batch of {r.batch_size} does not split among "
                          f"{distributed.world_size()} processes: use a number of processes that divides it")
-    if r.augment and r.task != "classification":
-        raise ValueError(f"{name}: augment shifts images but not their {r.task} targets; set augment=False")
+    if r.augment and r.task not in ("classification", "segmentation"):
+        raise ValueError(f"{name}: augment moves images but not their {r.task} targets; set augment=False")
     seed_everything(r.seed)
     model = build(name)
     if data is None:
         data = _data(r, train_size=train_size, val_size=val_size)
-    train_loader, val_loader, _ = data.loaders(r.batch_size // distributed.world_size(), device=device, seed=r.seed)
-    batches = _Augmented(train_loader, r.seed, r.erasing) if r.augment else train_loader
+    batch_size = r.batch_size // distributed.world_size()
+    train_loader, val_loader, _ = data.loaders(batch_size, device=device, seed=r.seed)
+    batches = train_loader
+    if r.augment and r.task == "segmentation":
+        batches = _FreshCanvases(data.train, r.data_kwargs, batch_size, seed=r.seed, device=device)
+    elif r.augment:
+        batches = _Augmented(train_loader, r.seed, r.erasing)
     optimizer = _optimizer(r, model)
     steps = epochs * len(batches)
     # one cycle needs a step up and a step down; a smoke run of a few steps gets a longer warm-up
