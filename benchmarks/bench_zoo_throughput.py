@@ -1,6 +1,6 @@
 """Training throughput of the zoo's models: ``fit``'s defaults against plain float32, eager against compiled, in one run.
 
-For each zoo entry, the same model and Fashion-MNIST batches are trained with
+For each zoo entry (classifiers only: the batches are Fashion-MNIST's), the same model and batches are trained with
 ``cnncourse.fit`` in up to four variants: as ``fit`` does by default (on
 CUDA: channels-last memory layout and bfloat16/float16 autocast) and with both
 turned off (``channels_last=False, amp=False``), each eager and compiled with
@@ -55,7 +55,7 @@ class Variant:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help="zoo entries (default: all)")
+    parser.add_argument("names", nargs="*", help="zoo entries (default: all classifiers)")
     parser.add_argument("--rounds", type=int, default=3, help="timed epochs of each variant")
     parser.add_argument("--train-size", type=int, default=10_000, help="training images per timed epoch")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -78,7 +78,9 @@ def main() -> None:
           f"compiled: {args.compile} (backend {args.backend})")
     print(f"{'entry':<16}{'layout':<12}{'compiled':>9}{'img/s':>10}{'warm-up s':>11}")
     rows = []
-    for name in args.names or zoo.names():
+    # the batches are Fashion-MNIST images: the segmenters and the detector (canvases) are left out by default
+    classifiers = [name for name in zoo.names() if zoo.recipe(name).task == "classification"]
+    for name in args.names or classifiers:
         variants = [Variant(name, layout, c, loader, device, args.backend) for c in compiled for layout in LAYOUTS]
         for _ in range(args.rounds):
             for variant in variants:

@@ -162,3 +162,27 @@ def test_fit_under_a_one_rank_process_group_on_the_device(cuda_device, monkeypat
     finally:
         distributed.cleanup()
     assert not distributed.is_initialized()
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_the_detector_trains_in_mixed_precision_and_scores_in_full(cuda_device, precision, monkeypatch):
+    from cnncourse.data import canvas_splits
+    from cnncourse.detection import DetectionValidation, evaluate_detector
+    from cnncourse.models import centernet
+
+    if precision == "float16" and cuda_device.type == "cuda":  # the GradScaler path
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    data = canvas_splits(train_size=256, val_size=64, test_size=8, targets="boxes")
+    seed_everything(0)
+    model = centernet()
+    loss_fn = model.loss_fn()
+    history = fit(model, tensor_loader(data.train, 32, shuffle=True, device=cuda_device), epochs=3,
+                  optimizer=torch.optim.AdamW(model.parameters(), lr=3e-3), loss_fn=loss_fn, metrics=(),
+                  callbacks=[DetectionValidation(data.val, loss_fn)], device=cuda_device, progress=False)
+    assert next(model.parameters()).device.type == cuda_device.type
+    assert all(torch.isfinite(torch.tensor(v)) for v in history["loss"]) and history["loss"][-1] < history["loss"][0]
+    scores, loss = evaluate_detector(model, data.val, loss_fn=loss_fn)
+    # the same weights: equal, up to the order of floating-point sums on a GPU
+    assert scores.map_50 == pytest.approx(history["val_map_50"][-1], abs=0.02) and 0 <= scores.map <= scores.map_50 <= 1
+    found = model.eval()(data.val.tensors[0][:4].to(cuda_device))
+    assert all(d["boxes"].dtype == torch.float32 and d["boxes"].device.type == cuda_device.type for d in found)

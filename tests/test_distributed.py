@@ -123,6 +123,23 @@ def scenarios(rank: int, folder: str) -> dict:
     except ValueError as error:
         results["uneven"] = str(error)
 
+    # a detector: fit trains it under DDP unchanged; DetectionValidation scores the whole validation set on each rank
+    from cnncourse.data import fashion_canvas
+    from cnncourse.detection import DetectionValidation, evaluate_detector
+    from cnncourse.models import centernet
+
+    canvases = fashion_canvas("train", n=4 * WORLD * BATCH).detection_dataset()
+    val_canvases = fashion_canvas("val", n=10).detection_dataset()
+    torch.manual_seed(0)
+    detector = centernet(widths=(4, 8, 16), head_width=8)
+    history = fit(detector, tensor_loader(canvases, BATCH), epochs=2, optimizer=sgd(detector, lr=0.01),
+                  loss_fn=detector.loss_fn(), metrics=(), device="cpu", progress=False,
+                  callbacks=[DetectionValidation(val_canvases, detector.loss_fn())])
+    scores, _ = evaluate_detector(detector, val_canvases)
+    results["detector"] = {"params": {k: v for k, v in parameters(detector).items() if "running" not in k},
+                           "history": history.rows, "objects": int(scores.num_ground_truth.sum()),
+                           "val_objects": int((val_canvases.tensors[1][..., 0] > 0).sum())}
+
     # the zoo's command line under the process group, on a sliver of the data: rank 0 alone stores the entry
     small = zoo.fashion_mnist(train_size=256, val_size=128)
     small = dataclasses.replace(small, test=TensorDataset(*(t[:256] for t in small.test.tensors)))
@@ -219,6 +236,16 @@ def test_every_rank_returns_the_single_process_history(ranks, single):
         for key in expected.keys() - {"time"}:
             # validation over 23 + 22 images counts each once: no padded duplicate shifts the mean
             assert row[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-7), key
+
+
+def test_a_detector_trains_under_ddp_and_each_rank_scores_the_whole_validation_set(ranks):
+    _, (zero, one) = ranks
+    for name, value in zero["detector"]["params"].items():  # batch norm's running statistics stay per rank
+        assert torch.equal(value, one["detector"]["params"][name]), name
+    for rows in (zero["detector"]["history"], one["detector"]["history"]):
+        assert len(rows) == 2 and {"loss", "val_loss", "val_map_50", "val_map"} <= rows[0].keys()
+    assert [r["loss"] for r in zero["detector"]["history"]] == [r["loss"] for r in one["detector"]["history"]]
+    assert zero["detector"]["objects"] == one["detector"]["objects"] == zero["detector"]["val_objects"] > 10
 
 
 def test_a_model_wrapped_by_the_caller_is_trained_as_is(ranks):

@@ -4,7 +4,8 @@ On the website no kernel runs: the page holds the widget state that the build
 saved, every precomputed picture included, and the vendored widget manager
 renders it and runs the ``jslink``s between controls and stacks. These tests open
 each chapter that uses an explorer (``kernel_explorer(``, ``conv_explorer(``,
-``augmentation_explorer(`` or ``feature_explorer(`` in its notebook), move a control the way a reader would (choose from the list, press
+``augmentation_explorer(``, ``segmentation_explorer(``, ``feature_explorer(`` or ``detection_explorer(`` in its
+notebook), move a control the way a reader would (choose from the list, press
 an arrow key on a slider), and check that the picture on screen changes to the
 precomputed state for the new setting, read from the page's saved widget state.
 As in tests/test_site.py, every request to another host is blocked and reported,
@@ -30,8 +31,10 @@ except ImportError:
     import site_helpers as sh
 
 from cnncourse.viz.augmentation import AUGMENTATION_EXPLORER_CLASS
+from cnncourse.viz.detection import DETECTION_EXPLORER_CLASS
 from cnncourse.viz.explorers import CONV_EXPLORER_CLASS, KERNEL_EXPLORER_CLASS, STATES_CLASS
 from cnncourse.viz.interpret_explorer import FEATURE_EXPLORER_CLASS
+from cnncourse.viz.segmentation import SEGMENTATION_EXPLORER_CLASS
 
 pytestmark = pytest.mark.site
 
@@ -306,6 +309,31 @@ def test_augmentation_explorer_list_and_slider_switch_the_draws(open_page, doc: 
     _check_rendered_offline(problems, requests, doc)
 
 
+@pytest.mark.parametrize("doc", _cases("segmentation_explorer("))
+def test_segmentation_explorer_list_switches_the_canvas(open_page, doc: str) -> None:
+    state, saved, stack = _saved_explorer(doc, SEGMENTATION_EXPLORER_CLASS, "segmentation_explorer")
+    labels = state[_under(state, saved, "DropdownModel")[0]]["state"]["_options_labels"]
+
+    page, problems, requests = open_page(doc)
+    explorer = page.locator(f".{SEGMENTATION_EXPLORER_CLASS}").first
+    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
+                        f"{doc}: the segmentation explorer")
+    before = _digest(picture)
+    assert before == _image_digest(state, _leaf(state, stack, [0])), "the first canvas is not the one shown"
+    assert "canvas 0:" in explorer.inner_text()
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-segmentation-before")
+
+    target = min(3, len(labels) - 1)
+    explorer.locator("select").select_option(label=labels[target])  # what a reader does
+    after = _wait_for_new_picture(picture, before, f"{doc}: {labels[target]!r}")
+    assert after == _image_digest(state, _leaf(state, stack, [target])), (
+        f"{doc}: after choosing {labels[target]!r} the picture is not that canvas's precomputed strip"
+    )
+    assert f"canvas {target}:" in explorer.inner_text() and "canvas 0:" not in explorer.inner_text()
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-segmentation-after")
+    _check_rendered_offline(problems, requests, doc)
+
+
 @pytest.mark.parametrize("doc", _cases("feature_explorer("))
 def test_feature_explorer_image_and_layer_switch_the_picture(open_page, doc: str) -> None:
     state, saved, stack = _saved_explorer(doc, FEATURE_EXPLORER_CLASS, "feature_explorer")
@@ -345,6 +373,50 @@ def test_feature_explorer_image_and_layer_switch_the_picture(open_page, doc: str
     caption = explorer.locator(f".{STATES_CLASS}").inner_text()  # the shown state's text only
     assert f"{layers[layer()]}: " in caption, f"the caption does not name the layer shown: {caption!r}"
     _shot(explorer, f"explorer-{doc.replace('/', '-')}-feature-after")
+    _check_rendered_offline(problems, requests, doc)
+
+
+@pytest.mark.parametrize("doc", _cases("detection_explorer("))
+def test_detection_explorer_canvas_and_threshold_switch_the_picture(open_page, doc: str) -> None:
+    state, saved, stack = _saved_explorer(doc, DETECTION_EXPLORER_CLASS, "detection_explorer")
+    labels = state[_under(state, saved, "DropdownModel")[0]]["state"]["_options_labels"]
+    thresholds = state[_under(state, saved, "SelectionSliderModel")[0]]["state"]["_options_labels"]
+
+    page, problems, requests = open_page(doc)
+    explorer = page.locator(f".{DETECTION_EXPLORER_CLASS}").first
+    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
+                        f"{doc}: the detection explorer")
+    handle = explorer.locator(".noUi-handle")
+    assert handle.count() == 1, "expected one slider, for the score threshold"
+
+    def level() -> int:
+        return int(float(handle.get_attribute("aria-valuenow")))
+
+    start = level()
+    assert 0 < start < len(thresholds) - 1, "the threshold slider should open inside its range"
+    digest = _digest(picture)
+    assert digest == _image_digest(state, _leaf(state, stack, [0, start])), (
+        "the picture shown is not the precomputed state of the first canvas at the first threshold"
+    )
+    assert "canvas 0, score" in explorer.inner_text()
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-detection-before")
+
+    target = min(3, len(labels) - 1)
+    explorer.locator("select").select_option(label=labels[target])  # what a reader does
+    digest = _wait_for_new_picture(picture, digest, f"{doc}: {labels[target]!r}")
+    assert digest == _image_digest(state, _leaf(state, stack, [target, start])), (
+        f"{doc}: after choosing {labels[target]!r} the picture is not that canvas's precomputed state"
+    )
+    handle.focus()
+    page.keyboard.press("ArrowLeft")  # a lower threshold: more candidate boxes
+    assert level() == start - 1, "the arrow key did not move the threshold slider"
+    digest = _wait_for_new_picture(picture, digest, f"{doc}: threshold {thresholds[level()]!r}")
+    assert digest == _image_digest(state, _leaf(state, stack, [target, level()])), (
+        f"{doc}: at threshold {thresholds[level()]!r} the picture is not that state's"
+    )
+    caption = explorer.locator(f".{STATES_CLASS}").inner_text()  # the shown state's text only
+    assert f"canvas {target}, score \u2265 {thresholds[level()]}:" in caption, f"wrong caption: {caption!r}"
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-detection-after")
     _check_rendered_offline(problems, requests, doc)
 
 

@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnncourse import receptive_field, summary
 from cnncourse.models import (
+    FCN,
     BasicBlock,
     Bottleneck,
     CifarResNet,
@@ -17,7 +19,9 @@ from cnncourse.models import (
     Inception,
     ResNet,
     SqueezeExcitation,
+    UNet,
     ZeroPadShortcut,
+    bilinear_kernel,
     create_model,
     googlenet,
     lenet5,
@@ -44,6 +48,8 @@ COMPACT = [
     "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
     "plain20", "plain32", "plain44", "plain56", "se_resnet20", "simple_cnn",
 ]  # fmt: skip
+SEGMENTATION = ["fcn", "unet"]  # canvases in, 11 class scores per pixel out
+DETECTION = ["centernet"]  # canvases in, boxes out (tests/test_detection.py)
 
 
 def n_params(model: nn.Module) -> int:
@@ -63,7 +69,7 @@ def torchvision_on_meta(name: str, **kwargs) -> nn.Module:
 
 def test_registry_holds_exactly_the_architecture_line():
     # a newly registered model must be added to one of the lists, so that the tests below cover it
-    assert sorted(list_models()) == sorted(IMAGENET + COMPACT)
+    assert sorted(list_models()) == sorted(IMAGENET + COMPACT + SEGMENTATION + DETECTION)
     assert list_models("vgg1*") == ["vgg11", "vgg13", "vgg16", "vgg19"]
 
 
@@ -322,3 +328,92 @@ def test_inception_concatenates_its_four_branches():
     assert block(torch.zeros(1, 192, 28, 28)).shape == (1, 64 + 128 + 32 + 32, 28, 28)
     five = Inception(192, 64, 96, 128, 16, 32, 32, branch3_kernel_size=5, batch_norm=False)
     assert five.branch3[1].conv.kernel_size == (5, 5) and five.branch3[1].conv.bias is not None
+
+
+# ---------------------------------------------------------------------------
+# Segmentation models
+# ---------------------------------------------------------------------------
+
+SEGMENTER_OPTIONS = [
+    ("fcn", {}), ("fcn", {"upsampling": "transposed"}), ("fcn", {"widths": (16, 32, 64, 128)}),
+    ("unet", {}), ("unet", {"upsampling": "bilinear"}), ("unet", {"widths": (16, 32, 64, 128)}),
+    ("unet", {"batch_norm": False}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "kwargs"), SEGMENTER_OPTIONS, ids=lambda v: str(v) if v else "")
+def test_segmenters_map_images_to_scores_of_every_pixel(name, kwargs):
+    torch.manual_seed(0)
+    model = create_model(name, **kwargs).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 64, 64)).shape == (2, 11, 64, 64)
+        assert model(torch.rand(1, 1, 37, 50)).shape == (1, 11, 37, 50)  # sizes that do not halve evenly
+    other = create_model(name, num_classes=4, in_channels=3, **kwargs).eval()
+    with torch.no_grad():
+        assert other(torch.rand(1, 3, 32, 48)).shape == (1, 4, 32, 48)
+
+
+@pytest.mark.parametrize("name", SEGMENTATION)
+def test_gradients_reach_every_segmenter_parameter(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    x, y = torch.rand(2, 1, 32, 32), torch.randint(0, 11, (2, 32, 32))
+    F.cross_entropy(model(x), y).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("name", SEGMENTATION)
+def test_receptive_field_works_on_the_encoder_and_refuses_the_upsampling(name):
+    model = create_model(name)
+    rf = receptive_field(model.encoder, (1, 64, 64))
+    assert rf.stride == (16, 16) and rf.size[0] > 35  # one unit of the bottom sees a whole item
+    with pytest.raises(TypeError, match="upsamples.*receptive_field\\(model.encoder"):
+        receptive_field(model, (1, 64, 64))
+
+
+@pytest.mark.parametrize("name", SEGMENTATION)
+def test_summary_counts_the_segmenters(name):
+    model = create_model(name)
+    table = summary(model, (1, 1, 64, 64))
+    assert table.output_shape == (1, 11, 64, 64)
+    assert table.total_params == n_params(model) and table.total_macs > 10**7
+    assert table.receptive_field is None  # the whole model upsamples: no receptive field column
+
+
+def test_the_fcn_classifier_is_a_linear_layer_at_every_position():
+    torch.manual_seed(0)
+    model = FCN(widths=(8, 16)).eval()
+    scores = model.classifier[-1]  # the 1 x 1 convolution
+    linear = nn.Linear(scores.in_channels, scores.out_channels)
+    linear.weight.data.copy_(scores.weight.flatten(1))
+    linear.bias.data.copy_(scores.bias)
+    features = torch.randn(2, scores.in_channels, 5, 7)
+    with torch.no_grad():
+        per_pixel = linear(features.movedim(1, -1)).movedim(-1, 1)
+        torch.testing.assert_close(scores(features), per_pixel)
+
+
+def test_bilinear_kernel_makes_a_transposed_convolution_interpolate():
+    up = nn.ConvTranspose2d(3, 3, 8, stride=4, padding=2, bias=False)
+    up.weight.data.copy_(bilinear_kernel(3, 4))
+    x = torch.rand(1, 3, 6, 6)
+    with torch.no_grad():
+        ours = up(x)
+    reference = F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+    # equal inside; at the border the transposed convolution fades to zero, interpolation repeats the edge
+    torch.testing.assert_close(ours[..., 2:-2, 2:-2], reference[..., 2:-2, 2:-2])
+    model = FCN(upsampling="transposed")
+    assert model.factor == 16 and model.upsample.weight.shape == (11, 11, 32, 32)
+
+
+def test_unet_skips_carry_the_encoder_features_to_the_decoder():
+    model = UNet(widths=(4, 8, 16)).eval()
+    assert [type(m).__name__ for m in model.encoder] == ["DoubleConv", "Down", "Down"]
+    assert [up.conv[0].in_channels for up in model.decoder] == [16, 8]  # twice the width: skip and upsampled
+    with pytest.raises(ValueError, match="at least two stages"):
+        UNet(widths=(8,))
+    with pytest.raises(ValueError, match="'transposed' or 'bilinear'"):
+        UNet(upsampling="nearest")
+    with pytest.raises(ValueError, match="'bilinear' or 'transposed'"):
+        FCN(upsampling="nearest")

@@ -296,6 +296,19 @@ def test_a_callback_stops_training_after_the_epoch(loaders):
     assert recorder.calls[-1][0] == "end"
 
 
+def test_values_a_callback_adds_to_the_logs_are_recorded_and_seen_by_later_callbacks(loaders):
+    class Score(Callback):  # what a detector's validation callback does: a metric fit cannot compute itself
+        def on_epoch_end(self, epoch, logs):
+            logs["val_score"] = float(epoch)
+
+    recorder = Recorder()
+    history = fit(linear(), loaders[0], epochs=2, callbacks=[Score(), recorder])
+    assert history["val_score"] == [0.0, 1.0]
+    assert [c[2]["val_score"] for c in recorder.calls if c[0] == "epoch"] == [0.0, 1.0]
+    stopper = EarlyStopping("val_score", mode="min", patience=1)
+    assert len(fit(linear(), loaders[0], epochs=5, callbacks=[Score(), stopper])) == 2
+
+
 def test_the_base_callback_does_nothing(loaders):
     history = fit(linear(), loaders[0], epochs=2, callbacks=[Callback()])
     assert len(history) == 2 and Callback.stop_training is False
@@ -753,7 +766,8 @@ def test_resolve_metrics():
 
 
 def test_resolve_metrics_rejects_unknown_names():
-    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['f1'\]: use \['accuracy', 'top5_accuracy'\]"):
+    names = r"\['accuracy', 'mean_iou', 'pixel_accuracy', 'top5_accuracy'\]"
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['f1'\]: use " + names):
         resolve_metrics(["accuracy", "f1"])
 
 

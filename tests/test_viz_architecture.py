@@ -72,7 +72,8 @@ def real_shapes(model: nn.Module, size: tuple[int, ...], names: list[str]) -> di
     finally:
         for handle in handles:
             handle.remove()
-    found["output"] = [tuple(output.shape[1:])]
+    # a detector in evaluation mode returns detections (a list of dicts), not a feature map
+    found["output"] = [tuple(output.shape[1:])] if isinstance(output, torch.Tensor) else []
     return found
 
 
@@ -93,7 +94,8 @@ def test_every_registered_model_draws_its_real_shapes(name):
     for block in blocks[1:]:
         for layer in block.layers:
             assert block.shape in real[layer], (block, real[layer])
-    assert blocks[-1].shape == real["output"][0]
+    if real["output"]:
+        assert blocks[-1].shape == real["output"][0]
 
 
 def test_lenet_is_the_classic_figure():

@@ -1,13 +1,30 @@
 """The model zoo: the compact architectures, trained on Fashion-MNIST by recorded recipes.
 
-Each entry is a :class:`Recipe` (which model, how long, which optimizer
-settings) and, once trained, two files under ``data/zoo/``:
+Each entry is a :class:`Recipe` (which model, which task and data, how long,
+which optimizer settings) and, once trained, two files under ``data/zoo/``:
 
 * ``NAME.pt``, the weights (a ``state_dict``; in half precision where the
   recipe says so, to keep the repository small);
 * ``NAME.json``, the metadata: the recipe, the training history of every
-  epoch, the test accuracy of the *stored* weights, the parameter and
+  epoch, the test scores of the *stored* weights, the parameter and
   multiply-accumulate counts, where and how long it trained, and the commit.
+
+A recipe's ``task`` says what it learns and on which data, and the same
+:func:`train`, :func:`save`, :func:`verify` and :func:`obtain` serve every
+task:
+
+* ``"classification"``: Fashion-MNIST's images and labels; the score is the
+  test accuracy on the 10 000 test images;
+* ``"segmentation"``: canvases of Fashion-MNIST items
+  (:func:`~cnncourse.data.fashion_canvas`, options in ``data_kwargs``) and
+  their class maps; the score is the mean IoU over the 11 classes on
+  :data:`SEGMENTATION_TEST_SIZE` test canvases, recorded with the pixel
+  accuracy and the IoU of each class;
+* ``"detection"``: the same canvases and the boxes of their items; the
+  model's training-mode output goes into its own ``loss_fn()``, the
+  validation mAP is computed by :class:`~cnncourse.detection.DetectionValidation`,
+  and the score is the mAP at IoU 0.5 on :data:`DETECTION_TEST_SIZE` test
+  canvases, recorded with COCO's mAP over IoU 0.5:0.95 and the AP of each class.
 
 ``SHA256SUMS`` in the same folder lists both files' checksums (it is the
 format ``sha256sum -c`` reads); loading checks them, so a corrupted or
@@ -66,17 +83,19 @@ import torch
 from torch import nn
 
 from . import distributed
-from .data import DataSplits, can_reach, default_data_root, fashion_mnist, tensor_loader
+from .data import DataSplits, can_reach, canvas_splits, default_data_root, fashion_canvas, fashion_mnist, tensor_loader
 from .device import describe_device, get_device
 from .models import create_model
 from .notebook import Table
 from .seed import seed_everything
 from .summary_table import summary
-from .training import History, evaluate, fit
+from .training import History, evaluate, fit, segmentation_scores
+from .training.callbacks import Callback
 
 __all__ = [
     "Obtained",
     "Recipe",
+    "TASKS",
     "ZooInfo",
     "available",
     "build",
@@ -93,8 +112,18 @@ __all__ = [
 
 #: Fashion-MNIST's input shape, batch included, for the parameter and MAC counts.
 INPUT_SIZE = (1, 1, 28, 28)
-#: Accuracy a re-evaluated checkpoint may differ from its record by (a few of 10 000 test images:
-#: float32 sums in another order, on another CPU).
+#: What a recipe can learn: classify Fashion-MNIST, segment canvases of its items, or detect them.
+TASKS = ("classification", "segmentation", "detection")
+#: Canvases a segmenter is validated on during training and scored on at the end (the same test
+#: canvases, seed 0, for every segmentation entry).
+SEGMENTATION_VAL_SIZE = 1_000
+SEGMENTATION_TEST_SIZE = 1_000
+#: Canvases a detector is validated on (every epoch) and scored on at the end (seed 0: the first of the
+#: segmenters' test canvases).
+DETECTION_VAL_SIZE = 500
+DETECTION_TEST_SIZE = 500
+#: The score (accuracy, mean IoU) a re-evaluated checkpoint may differ from its record by (a few of
+#: 10 000 test images: float32 sums in another order, on another CPU).
 TOLERANCE = 5e-4
 CHECKSUMS = "SHA256SUMS"
 #: Where a folder without an entry's files downloads them from (``$CNNCOURSE_ZOO_URL`` overrides it):
@@ -111,6 +140,10 @@ class Recipe:
     Attributes:
         model: Registry name of the architecture (see :func:`~cnncourse.list_models`).
         model_kwargs: Extra arguments for the builder (e.g. ``widths``).
+        task: One of :data:`TASKS`: ``"classification"`` (Fashion-MNIST),
+            ``"segmentation"`` or ``"detection"`` (canvases of its items).
+        data_kwargs: Options of the task's data: for the canvases those of
+            :func:`~cnncourse.data.fashion_canvas` (``size``, ``max_items``, ...).
         epochs: Passes over the training images.
         batch_size: Examples per step, over all processes together (under
             ``torchrun`` each of N processes takes ``batch_size / N``).
@@ -123,11 +156,14 @@ class Recipe:
         weight_decay: SGD's L2 penalty, or AdamW's decoupled weight decay.
         label_smoothing: Of the cross-entropy loss.
         augment: Shift each image up to 2 pixels and mirror half of them
-            (:func:`~cnncourse.augment.shift_and_flip`), freshly every epoch.
+            (:func:`~cnncourse.augment.shift_and_flip`), freshly every epoch;
+            for segmentation, draw new training canvases every epoch (the
+            same training items in new scenes).
         erasing: Probability of erasing a random rectangle of each image
             after that (:func:`~cnncourse.augment.random_erasing`; 0: never).
         train_size: Training images used (``None``: all 50 000 left after the
-            10 000-image validation split).
+            10 000-image validation split); for segmentation, the number of
+            training canvases.
         half: Store the weights in float16 (for the larger models).
         seed: Seeds the weights, the shuffling and the augmentation.
         note: One line on why the entry exists.
@@ -137,6 +173,8 @@ class Recipe:
 
     model: str
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
+    data_kwargs: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = "sgd"
@@ -158,6 +196,11 @@ class Recipe:
 
 _NARROW = {"widths": (8, 16, 32)}
 _DEGRADATION = dict(epochs=5, train_size=15_000, augment=False, weight_decay=1e-4)
+_CANVAS = dict(epochs=10, train_size=20_000, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
+               augment=False, half=True)
+
+_DETECTOR = dict(epochs=10, train_size=20_000, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
+                 augment=False, half=True)
 
 RECIPES: dict[str, Recipe] = {
     "lenet5": Recipe("lenet5", epochs=15, lr=0.05, augment=False, weight_decay=1e-4,
@@ -179,6 +222,14 @@ RECIPES: dict[str, Recipe] = {
                             label_smoothing=0.1, erasing=0.5, half=True, needs_gpu=True,
                             note="ResNet-20 at four times the width, random erasing, label smoothing: >= 0.950 "
                                  "on a GPU"),
+    # chapter 19: object detection on the same canvases (mAP at IoU 0.5 >= 0.80 on 500 test canvases)
+    "detector_canvas": Recipe("centernet", task="detection", **_DETECTOR,
+                              note="CenterNet (objects as points): a U-Net encoder cut at stride 4, three heads"),
+    # chapter 18: semantic segmentation of canvases, both networks on the same data and budget
+    "fcn_canvas": Recipe("fcn", task="segmentation", **_CANVAS, note="FCN: a VGG-style classifier made fully "
+                         "convolutional, its 1/16 score map upsampled bilinearly"),
+    "unet_canvas": Recipe("unet", task="segmentation", **_CANVAS, note="U-Net: the FCN's widths, plus a decoder "
+                          "with skip connections"),
 }
 
 
@@ -190,11 +241,17 @@ class ZooInfo:
         name: The entry.
         recipe: The :class:`Recipe` it was trained with (``epochs`` as run).
         history: Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
-            ``lr`` and ``time`` (seconds, validation included).
-        test_accuracy: Of the stored weights on the 10 000 test images.
-        test_loss: Mean cross-entropy on them.
+            ``lr`` and ``time`` (seconds, validation included); segmenters
+            record ``pixel_accuracy`` and ``mean_iou`` (of each batch,
+            averaged; exact on the validation canvases, one batch); detectors
+            ``val_map_50`` and ``val_map`` (their ``time`` leaves the
+            validation out).
+        test_accuracy: Of the stored weights on the 10 000 test images (for a
+            segmenter: the pixel accuracy on the test canvases; for a
+            detector: its mAP at IoU 0.5).
+        test_loss: Mean cross-entropy on them (a detector's own loss).
         params: Number of parameters.
-        macs: Multiply-accumulates of one 28 x 28 image.
+        macs: Multiply-accumulates of one input (a 28 x 28 image, a canvas).
         device: Where it trained, in words.
         train_seconds: Wall time of the whole training.
         seconds_per_epoch: Mean epoch time (validation included).
@@ -202,6 +259,11 @@ class ZooInfo:
         sha256: Checksum of ``NAME.pt``.
         created: When it was saved (UTC, ISO 8601).
         torch_version: The torch that trained it.
+        test_metrics: The task's test scores: ``accuracy``; for a segmenter
+            ``mean_iou``, ``pixel_accuracy``, ``loss`` and ``iou``, the IoU of
+            each class (background first); for a detector ``map_50``,
+            ``map`` (COCO's, IoU 0.5:0.95), ``map_75``, ``ap_50`` and ``ap``
+            (each class's AP at IoU 0.5 and over 0.5:0.95), and ``loss``.
     """
 
     name: str
@@ -218,6 +280,21 @@ class ZooInfo:
     sha256: str
     created: str
     torch_version: str
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        """The task's headline score: test accuracy, a segmenter's mean IoU, a detector's mAP at IoU 0.5."""
+        return _score(self.recipe.task, self.test_accuracy, self.test_metrics)
+
+
+#: The key of each task's headline score in ``test_metrics``, and its name in tables and messages.
+SCORE_KEYS = {"classification": "accuracy", "segmentation": "mean_iou", "detection": "map_50"}
+SCORE_NAMES = {"classification": "accuracy", "segmentation": "mean IoU", "detection": "mAP@0.5"}
+
+
+def _score(task: str, accuracy: float, metrics: dict[str, Any]) -> float:
+    return accuracy if task == "classification" else metrics[SCORE_KEYS[task]]
 
 
 def names() -> list[str]:
@@ -237,6 +314,45 @@ def build(name: str) -> nn.Module:
     """An untrained model of entry ``name``, as its recipe builds it."""
     r = recipe(name)
     return create_model(r.model, **r.model_kwargs)
+
+
+def input_size(name: str) -> tuple[int, int, int, int]:
+    """The shape of a batch of one input of entry ``name``: a Fashion-MNIST image or a canvas."""
+    r = recipe(name)
+    if r.task in ("segmentation", "detection"):
+        size = r.data_kwargs.get("size", 64)
+        return (1, 1, size, size)
+    return INPUT_SIZE
+
+
+def _data(r: Recipe, *, train_size: int | None = None, val_size: int | None = None) -> DataSplits:
+    """The splits a recipe trains on: Fashion-MNIST, or canvases (the same test canvases for every segmenter)."""
+    if r.task not in TASKS:
+        raise ValueError(f"unknown task {r.task!r} in the recipe of {r.model}: use one of {TASKS}")
+    if r.task == "segmentation":
+        return canvas_splits(train_size=train_size or r.train_size or 10_000,
+                             val_size=val_size or SEGMENTATION_VAL_SIZE, test_size=SEGMENTATION_TEST_SIZE,
+                             **r.data_kwargs)
+    if r.task == "detection":
+        return canvas_splits(train_size=train_size or r.train_size or 10_000, val_size=val_size or DETECTION_VAL_SIZE,
+                             test_size=DETECTION_TEST_SIZE, targets="boxes", **r.data_kwargs)
+    return fashion_mnist(val_size=val_size or 10_000, train_size=train_size or r.train_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _canvas_test(options: str, task: str = "segmentation") -> torch.utils.data.TensorDataset:
+    if task == "detection":
+        return fashion_canvas("test", n=DETECTION_TEST_SIZE, **json.loads(options)).detection_dataset()
+    return fashion_canvas("test", n=SEGMENTATION_TEST_SIZE, **json.loads(options)).semantic_dataset()
+
+
+def _test_set(r: Recipe, data: DataSplits | None = None) -> torch.utils.data.TensorDataset:
+    """The test set of a recipe's task: ``data.test`` if given, else Fashion-MNIST's or the canvases'."""
+    if data is not None:
+        return data.test
+    if r.task in ("segmentation", "detection"):
+        return _canvas_test(json.dumps(r.data_kwargs, sort_keys=True), r.task)
+    return fashion_mnist().test
 
 
 def zoo_dir() -> Path:
@@ -346,7 +462,10 @@ def load_info(name: str, directory: str | os.PathLike | None = None) -> ZooInfo:
     folder = Path(directory) if directory is not None else zoo_dir()
     meta = json.loads(_checked(folder, f"{name}.json").read_text())
     r = meta["recipe"]
-    r["model_kwargs"] = {k: tuple(v) if isinstance(v, list) else v for k, v in r["model_kwargs"].items()}
+    for key in ("model_kwargs", "data_kwargs"):  # JSON turned their tuples into lists
+        r[key] = {k: tuple(v) if isinstance(v, list) else v for k, v in r.get(key, {}).items()}
+    # entries saved before the tasks record no test_metrics: their accuracy is their score
+    meta.setdefault("test_metrics", {"accuracy": meta["test_accuracy"]})
     return ZooInfo(
         name=meta["name"],
         recipe=Recipe(**r),
@@ -398,6 +517,33 @@ class _Augmented:
             yield x, y
 
 
+class _FreshCanvases:
+    """Training batches from new canvases every epoch: a segmenter's augmentation.
+
+    The first epoch uses the given canvases; epoch ``e`` after it draws as
+    many new ones with seed ``e`` (the same training items, in new scenes), so
+    the network never sees a scene twice. Drawing 20 000 canvases takes a few
+    seconds, against minutes for the epoch.
+    """
+
+    def __init__(self, first: torch.utils.data.TensorDataset, options: dict[str, Any], batch_size: int, *,
+                 seed: int, device: torch.device) -> None:
+        self.first, self.options, self.batch_size, self.seed = first, options, batch_size, seed
+        self.device = device if device.type != "cpu" else None
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-len(self.first) // self.batch_size)
+
+    def __iter__(self) -> Iterator:
+        canvases = self.first
+        if self.epoch > 0:
+            canvases = fashion_canvas("train", n=len(self.first), seed=self.epoch, **self.options).semantic_dataset()
+        self.epoch += 1
+        yield from tensor_loader(canvases, self.batch_size, shuffle=True, seed=self.seed + self.epoch,
+                                 device=self.device)
+
+
 def _optimizer(r: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if r.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=True,
@@ -413,7 +559,7 @@ def train(
     device: str | torch.device | None = None,
     epochs: int | None = None,
     train_size: int | None = None,
-    val_size: int = 10_000,
+    val_size: int | None = None,
     data: DataSplits | None = None,
     progress: bool = True,
 ) -> tuple[nn.Module, History]:
@@ -423,8 +569,10 @@ def train(
         name: A zoo entry (see :func:`names`).
         device: Where to train (default :func:`~cnncourse.get_device`).
         epochs: Override the recipe's epochs (a short run).
-        train_size: Override the recipe's number of training images.
-        val_size: Images held out for validation (smaller: faster smoke runs).
+        train_size: Override the recipe's number of training images (or canvases).
+        val_size: Images held out for validation (default 10 000), or
+            validation canvases (default :data:`SEGMENTATION_VAL_SIZE`);
+            smaller makes faster smoke runs.
         data: Ready splits to train on (then ``train_size`` and ``val_size``
             are ignored).
         progress: Show progress bars.
@@ -442,26 +590,53 @@ def train(
     if r.batch_size % distributed.world_size():
         raise ValueError(f"{name}'s global batch of {r.batch_size} does not split among "
                          f"{distributed.world_size()} processes: use a number of processes that divides it")
+    if r.augment and r.task not in ("classification", "segmentation"):
+        raise ValueError(f"{name}: augment moves images but not their {r.task} targets; set augment=False")
     seed_everything(r.seed)
     model = build(name)
     if data is None:
-        data = fashion_mnist(val_size=val_size, train_size=train_size or r.train_size)
-    train_loader, val_loader, _ = data.loaders(r.batch_size // distributed.world_size(), device=device, seed=r.seed)
-    batches = _Augmented(train_loader, r.seed, r.erasing) if r.augment else train_loader
+        data = _data(r, train_size=train_size, val_size=val_size)
+    batch_size = r.batch_size // distributed.world_size()
+    train_loader, val_loader, _ = data.loaders(batch_size, device=device, seed=r.seed)
+    batches = train_loader
+    if r.augment and r.task == "segmentation":
+        batches = _FreshCanvases(data.train, r.data_kwargs, batch_size, seed=r.seed, device=device)
+    elif r.augment:
+        batches = _Augmented(train_loader, r.seed, r.erasing)
     optimizer = _optimizer(r, model)
     steps = epochs * len(batches)
     # one cycle needs a step up and a step down; a smoke run of a few steps gets a longer warm-up
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=r.lr, total_steps=max(steps, 4),
                                                     pct_start=max(0.25, 2 / max(steps, 4)))
-    history = fit(model, batches, val_loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
-                  scheduler_interval="batch", loss_fn=nn.CrossEntropyLoss(label_smoothing=r.label_smoothing),
-                  device=device, progress=progress)
+    loss_fn, metrics, callbacks = _objective(r, model, data)
+    history = fit(model, batches, val_loader if r.task != "detection" else None, epochs=epochs, optimizer=optimizer,
+                  scheduler=scheduler, scheduler_interval="batch", loss_fn=loss_fn, metrics=metrics,
+                  callbacks=callbacks, device=device, progress=progress)
     return model.eval(), history
 
 
-@functools.lru_cache(maxsize=1)
-def _sliver() -> DataSplits:
-    """128 training and 128 validation images: one optimizer step for the smoke profile."""
+def _objective(r: Recipe, model: nn.Module, data: DataSplits) -> tuple[nn.Module, tuple[str, ...], list[Callback]]:
+    """The loss, the metrics and the callbacks that train a recipe's task with :func:`fit`.
+
+    A detector's loss is its own (``model.loss_fn()``, over the padded boxes), and
+    its validation (loss and mAP) is a callback: in evaluation mode it returns
+    detections, not the logits ``fit``'s own validation averages over.
+    """
+    if r.task == "detection":
+        from .detection import DetectionValidation  # here: it imports torchvision, which takes seconds
+
+        loss_fn = model.loss_fn()
+        return loss_fn, (), [DetectionValidation(data.val, loss_fn)]
+    metrics = ("pixel_accuracy", "mean_iou") if r.task == "segmentation" else ("accuracy",)
+    return nn.CrossEntropyLoss(label_smoothing=r.label_smoothing), metrics, []
+
+
+@functools.lru_cache(maxsize=2)
+def _sliver(task: str = "classification", options: str = "{}") -> DataSplits:
+    """128 training and 128 validation examples: one optimizer step for the smoke profile."""
+    if task in ("segmentation", "detection"):
+        return canvas_splits(train_size=128, val_size=128, test_size=128,
+                             targets="boxes" if task == "detection" else "semantic", **json.loads(options))
     return fashion_mnist(train_size=128, val_size=128)
 
 
@@ -472,18 +647,28 @@ class Obtained:
     Attributes:
         model: The trained network, on the CPU, in eval mode.
         history: Its per-epoch training history.
-        test_accuracy: On Fashion-MNIST's test images.
+        test_accuracy: On Fashion-MNIST's test images (a segmenter's: pixel
+            accuracy on the test canvases; a detector's: mAP at IoU 0.5).
         info: The zoo's record when the model was loaded, ``None`` when it trained here.
+        test_metrics: The task's test scores, as in :attr:`ZooInfo.test_metrics`.
+        task: The recipe's task.
     """
 
     model: nn.Module
     history: History
     test_accuracy: float
     info: ZooInfo | None = None
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+    task: str = "classification"
 
     @property
     def trained_here(self) -> bool:
         return self.info is None
+
+    @property
+    def score(self) -> float:
+        """The task's headline score: test accuracy, a segmenter's mean IoU, a detector's mAP at IoU 0.5."""
+        return _score(self.task, self.test_accuracy, self.test_metrics)
 
     def __str__(self) -> str:
         h = self.history
@@ -492,6 +677,12 @@ class Obtained:
         else:
             where = (f"the zoo's checkpoint: {len(h)} epochs on {self.info.device}, "
                      f"{self.info.seconds_per_epoch:,.0f} s per epoch")
+        if self.task == "segmentation":
+            return (f"{where}; final validation mean IoU {h['val_mean_iou'][-1]:.4f}, "
+                    f"test mean IoU {self.score:.4f}, test pixel accuracy {self.test_accuracy:.4f}")
+        if self.task == "detection":
+            return (f"{where}; final validation mAP@0.5 {h['val_map_50'][-1]:.4f}, "
+                    f"test mAP@0.5 {self.score:.4f}, test mAP@[0.5:0.95] {self.test_metrics['map']:.4f}")
         return f"{where}; final validation accuracy {h['val_accuracy'][-1]:.4f}, test accuracy {self.test_accuracy:.4f}"
 
 
@@ -513,34 +704,39 @@ def obtain(
             a CUDA GPU and loads elsewhere.
         device: Where to train (default :func:`~cnncourse.get_device`).
         smoke: The smoke profile, which proves that the code runs rather than
-            that the model learns: training takes one epoch on 512 images,
-            and loading also runs one training step on 128 images, so that
-            the training path is exercised on every machine.
+            that the model learns: training takes one epoch on 512 images
+            (canvases), and loading also runs one training step on 128, so
+            that the training path is exercised on every machine.
         directory: Folder of the checkpoints (default :func:`zoo_dir`).
         **short: ``epochs``, ``train_size`` or ``val_size`` for :func:`train`
             when training here (a shorter run than the recipe's).
 
     Returns:
-        An :class:`Obtained`. A loaded model's test accuracy is its record (the
+        An :class:`Obtained`. A loaded model's test scores are its record (the
         test suite re-measures every shipped checkpoint); a model trained here
-        is measured on the 10 000 test images (1 000 in the smoke profile).
+        is measured on the 10 000 test images (1 000 in the smoke profile), a
+        segmenter or a detector on the test canvases (100 in the smoke profile).
     """
     device = get_device(device)
+    r = recipe(name)
     if train_here is None:
         train_here = device.type == "cuda"
     if not train_here:
         if smoke:  # one step on a sliver: proves that the training path runs, costs well under a second
-            train(name, device=device, epochs=1, data=_sliver(), progress=False)
+            train(name, device=device, epochs=1, data=_sliver(r.task, json.dumps(r.data_kwargs, sort_keys=True)),
+                  progress=False)
         info = load_info(name, directory)
-        return Obtained(load_pretrained(name, directory=directory), info.history, info.test_accuracy, info)
+        return Obtained(load_pretrained(name, directory=directory), info.history, info.test_accuracy, info,
+                        info.test_metrics, r.task)
     if smoke:
-        short = {"epochs": 1, "train_size": 512, "val_size": 500} | short
+        short = {"epochs": 1, "train_size": 512, "val_size": 500 if r.task == "classification" else 100} | short
     model, history = train(name, device=device, progress=False, **short)
-    test = fashion_mnist().test
+    test = _test_set(r)
     if smoke:
-        test = torch.utils.data.TensorDataset(*(t[:1000] for t in test.tensors))
-    accuracy = evaluate(model, tensor_loader(test, 1000), device=device)["accuracy"]
-    return Obtained(model.cpu().eval(), history, accuracy)
+        keep = 1000 if r.task == "classification" else 100
+        test = torch.utils.data.TensorDataset(*(t[:keep] for t in test.tensors))
+    metrics = _test_metrics(model, test, r, device=device)
+    return Obtained(model.cpu().eval(), history, metrics["accuracy"], None, metrics, r.task)
 
 
 def _commit() -> str:
@@ -554,8 +750,19 @@ def _commit() -> str:
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
-def _test_metrics(model: nn.Module, data: DataSplits) -> dict[str, float]:
-    return evaluate(model, tensor_loader(data.test, 1000), device="cpu", amp=False)
+def _test_metrics(model: nn.Module, test: torch.utils.data.TensorDataset, r: Recipe,
+                  device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The task's test scores: ``accuracy`` and ``loss``, a segmenter's IoUs, a detector's APs."""
+    if r.task == "detection":
+        from .detection import evaluate_detector
+
+        scores, loss = evaluate_detector(model.to(device), test, loss_fn=model.loss_fn(), device=device)
+        found = scores.to_dict()
+        return {"accuracy": found["map_50"], "loss": loss, **found}
+    if r.task == "segmentation":
+        scores = segmentation_scores(model.to(device), tensor_loader(test, 100), device=device)
+        return {"accuracy": scores.pixel_accuracy, **scores.to_dict()}
+    return evaluate(model, tensor_loader(test, 1000), device=device, amp=False)
 
 
 def save(
@@ -569,12 +776,14 @@ def save(
     directory: str | os.PathLike | None = None,
     commit: str | None = None,
 ) -> ZooInfo:
-    """Store a trained entry: weights, metadata (test accuracy of the stored weights) and checksums.
+    """Store a trained entry: weights, metadata (test scores of the stored weights) and checksums.
 
-    The test accuracy is measured after the weights are written, on a model
-    freshly loaded from the file on the CPU, so it is exactly what
-    :func:`load_pretrained` gives back. ``commit`` is the git commit of the
-    code that trained the model (default: the checkout's, now).
+    The test scores are measured after the weights are written, on a model
+    freshly loaded from the file on the CPU, so they are exactly what
+    :func:`load_pretrained` gives back; ``data.test`` is the test set (default:
+    the task's, Fashion-MNIST's test images or the test canvases). ``commit``
+    is the git commit of the code that trained the model (default: the
+    checkout's, now).
     """
     r = dataclasses.replace(recipe(name), epochs=len(history))
     folder = Path(directory) if directory is not None else zoo_dir()
@@ -587,8 +796,8 @@ def save(
     _write_checksums(folder, sums)
 
     stored = load_pretrained(name, directory=folder)
-    test = _test_metrics(stored, data or fashion_mnist())
-    counts = summary(build(name), INPUT_SIZE, receptive_fields=False)
+    test = _test_metrics(stored, _test_set(r, data), r)
+    counts = summary(build(name), input_size(name), receptive_fields=False)
     meta = {
         "name": name,
         "recipe": r.to_dict(),
@@ -603,6 +812,7 @@ def save(
         "sha256": sums[f"{name}.pt"],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
+        "test_metrics": test if r.task != "classification" else {"accuracy": test["accuracy"]},
         "history": history.to_dict(),
     }
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -613,19 +823,28 @@ def save(
 
 def verify(names_: Sequence[str] | None = None, directory: str | os.PathLike | None = None,
            data: DataSplits | None = None) -> dict[str, tuple[float, float]]:
-    """Re-evaluate trained entries on the test set.
+    """Re-evaluate trained entries on their task's test set.
+
+    Args:
+        names_: Entries to check (default: every trained one).
+        directory: Folder of the checkpoints (default :func:`zoo_dir`).
+        data: Fashion-MNIST splits for the classification entries (default
+            ``fashion_mnist()``); segmenters are scored on the test canvases.
 
     Returns:
-        ``{name: (recorded, measured)}`` test accuracies; the checksums are
-        checked on the way (a mismatch raises ``ValueError``).
+        ``{name: (recorded, measured)}`` scores (test accuracy, a segmenter's
+        mean IoU); the checksums are checked on the way (a mismatch raises
+        ``ValueError``).
     """
     folder = Path(directory) if directory is not None else zoo_dir()
-    data = data or fashion_mnist()
     results = {}
     for name in names_ or available(folder):
         info = load_info(name, folder)
-        measured = _test_metrics(load_pretrained(name, directory=folder), data)["accuracy"]
-        results[name] = (info.test_accuracy, measured)
+        if info.recipe.task == "classification":
+            data = data or fashion_mnist()
+        test = _test_set(info.recipe, data if info.recipe.task == "classification" else None)
+        measured = _test_metrics(load_pretrained(name, directory=folder), test, info.recipe)
+        results[name] = (info.score, _score(info.recipe.task, measured["accuracy"], measured))
     return results
 
 
@@ -647,10 +866,11 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
         rows = []
         for name in names():
             info = load_info(name) if name in trained else None
-            rows.append([name, recipe(name).model, f"{info.test_accuracy:.4f}" if info else "-",
-                         str(len(info.history)) if info else "-",
-                         info.device if info else "not trained" + (" (a GPU recipe)" if recipe(name).needs_gpu else "")])
-        out(str(Table(["entry", "model", "test acc", "epochs", "trained on"], rows, align="llrrl")))
+            score = {"segmentation": "mIoU", "detection": "mAP50"}.get(recipe(name).task, "acc")
+            untrained = "not trained" + (" (a GPU recipe)" if recipe(name).needs_gpu else "")
+            rows.append([name, recipe(name).model, f"{score} {info.score:.4f}" if info else "-",
+                         str(len(info.history)) if info else "-", info.device if info else untrained])
+        out(str(Table(["entry", "model", "test score", "epochs", "trained on"], rows, align="llrrl")))
         return 0
     if args.command == "verify":
         results = verify(args.names or None)
@@ -659,22 +879,29 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
                       [[n, f"{a:.4f}", f"{b:.4f}", "FAIL" if n in bad else "ok"] for n, (a, b) in results.items()])))
         return 1 if bad else 0
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # fit logs each epoch
     device = distributed.init_from_env(args.device)  # under torchrun: this rank's GPU, or the CPU with gloo
-    data, commit, processes = fashion_mnist(), _commit(), distributed.world_size()
+    commit, processes = _commit(), distributed.world_size()
     where = describe_device(device).splitlines()[0].removeprefix("Device: ")
     where = f"{processes} x {where}" if processes > 1 else where
+    data = None  # Fashion-MNIST, loaded once for the classification entries that use all of it
 
     def store(name: str, model: nn.Module, history: History, seconds: float) -> None:
-        info = save(name, model, history, device=where, train_seconds=seconds, data=data, commit=commit)
-        out(f"{name}: test accuracy {info.test_accuracy:.4f} after {len(info.history)} epochs, "
+        r = recipe(name)
+        info = save(name, model, history, device=where, train_seconds=seconds,
+                    data=data if r.task == "classification" else None, commit=commit)
+        score = "test " + SCORE_NAMES[r.task]
+        out(f"{name}: {score} {info.score:.4f} after {len(info.history)} epochs, "
             f"{info.train_seconds:.0f} s on {info.device}")
 
     runs = []
     for name in args.names or [n for n in names() if device.type == "cuda" or not recipe(n).needs_gpu]:
-        recipe(name)
+        r = recipe(name)
+        if r.task == "classification" and data is None:
+            data = fashion_mnist()
         start = time.perf_counter()
         model, history = train(name, device=device, epochs=args.epochs,
-                               data=None if recipe(name).train_size else data)
+                               data=data if r.task == "classification" and not r.train_size else None)
         runs.append((name, model, history, time.perf_counter() - start))
         if not distributed.is_initialized():  # one process: store every entry as soon as it is trained
             store(*runs.pop())

@@ -209,7 +209,13 @@ def prepare_fashion_mnist(
 
 
 def _load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One split as ``N x 1 x 28 x 28`` floats in [0, 1] and its labels.
+    """One split as ``N x 1 x 28 x 28`` floats in [0, 1] and its labels."""
+    images, labels = _load_bytes(root, train)
+    return images.unsqueeze(1).float().div_(255), labels
+
+
+def _load_bytes(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split as the ``N x 28 x 28`` uint8 images of the IDX files and their labels.
 
     torchvision parses the IDX files, but importing it takes seconds, longer than
     the parsing. So the uint8 tensors it returns are cached beside the IDX files
@@ -236,7 +242,17 @@ def _load_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         except OSError as error:  # a read-only or full disk: go without the cache
             partial.unlink(missing_ok=True)
             log.debug("Fashion-MNIST tensors not cached in %s: %s", cache.parent, error)
-    return saved["images"].unsqueeze(1).float().div_(255), saved["labels"].clone()
+    return saved["images"], saved["labels"].clone()
+
+
+def _train_val_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seeded split of ``n`` training images: ``(train, validation)`` indices.
+
+    One place, so that the canvases (:mod:`cnncourse.data.canvas`) leave out
+    exactly the validation images that :func:`fashion_mnist` holds out.
+    """
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[val_size:], order[:val_size]
 
 
 @dataclass(frozen=True)
@@ -318,8 +334,7 @@ def fashion_mnist(
     X_full, y_full = _load_split(root, train=True)
     X_test, y_test = _load_split(root, train=False)
 
-    order = torch.randperm(len(X_full), generator=torch.Generator().manual_seed(seed))
-    val_idx, train_idx = order[:val_size], order[val_size:]
+    train_idx, val_idx = _train_val_indices(len(X_full), val_size, seed)
     if train_size is not None:
         train_idx = train_idx[:train_size]
     X_train = X_full[train_idx]

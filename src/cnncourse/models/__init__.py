@@ -6,9 +6,14 @@ ImageNet builders (``alexnet``, ``vgg16``, ``googlenet``, ``resnet50``, ...)
 match torchvision's parameter for parameter; the compact ones (``lenet5``,
 ``alexnet_small``, ``vgg_small``, ``googlenet_small``, ``resnet20``,
 ``plain20``, ``se_resnet20``, ...) are sized for 28 x 28 Fashion-MNIST on a CPU.
+The segmenters ``fcn`` and ``unet`` map 64 x 64 canvases of Fashion-MNIST
+items to 11 class scores per pixel (``num_classes=11``: background and ten);
+the detector ``centernet`` finds the items on them (``num_classes=10``).
 """
 
 from .alexnet import AlexNet, alexnet, alexnet_small
+from .centernet import CenterNet, CenterNetLoss, UNetFeatures, centernet
+from .fcn import FCN, bilinear_kernel, fcn
 from .googlenet import (
     BasicConv2d,
     GoogLeNet,
@@ -53,6 +58,7 @@ from .senet import (
     squeeze_excitation,
 )
 from .simple import Standardize, simple_cnn
+from .unet import DoubleConv, Down, Up, UNet, unet
 from .vgg import VGG, make_layers, vgg11, vgg13, vgg16, vgg19, vgg_small
 
 __all__ = [
@@ -60,7 +66,12 @@ __all__ = [
     "BasicBlock",
     "BasicConv2d",
     "Bottleneck",
+    "CenterNet",
+    "CenterNetLoss",
     "CifarResNet",
+    "DoubleConv",
+    "Down",
+    "FCN",
     "GoogLeNet",
     "GoogLeNetOutputs",
     "Inception",
@@ -70,11 +81,17 @@ __all__ = [
     "SmallGoogLeNet",
     "SqueezeExcitation",
     "Standardize",
+    "UNet",
+    "UNetFeatures",
+    "Up",
     "VGG",
     "ZeroPadShortcut",
     "alexnet",
     "alexnet_small",
+    "bilinear_kernel",
+    "centernet",
     "create_model",
+    "fcn",
     "googlenet",
     "googlenet_small",
     "lenet5",
@@ -103,6 +120,7 @@ __all__ = [
     "se_resnet152",
     "simple_cnn",
     "squeeze_excitation",
+    "unet",
     "vgg11",
     "vgg13",
     "vgg16",

@@ -50,7 +50,11 @@ class Callback:
         """Called after every optimizer step; ``step`` counts from 0 across epochs."""
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        """Called after every epoch (``epoch`` counts from 0) with its logs."""
+        """Called after every epoch (``epoch`` counts from 0) with its logs.
+
+        Values added to ``logs`` here are recorded in the history and seen
+        by the callbacks that come later in the list.
+        """
 
     def on_train_end(self, history: History) -> None:
         """Called once after the last epoch."""

@@ -123,7 +123,10 @@ def fit(
         scheduler: A ``torch.optim.lr_scheduler`` scheduler. ``ReduceLROnPlateau``
             is stepped with ``val_loss`` (``loss`` without a validation set).
         scheduler_interval: Step the scheduler every ``"epoch"`` or ``"batch"``.
-        callbacks: :class:`Callback` objects, called in order.
+        callbacks: :class:`Callback` objects, called in order. Values a
+            callback adds to the epoch's logs are recorded too, and seen by
+            the callbacks after it (a detector's validation mAP, computed by
+            :class:`~cnncourse.detection.DetectionValidation`).
         metrics: Metric names (``"accuracy"``, ``"top5_accuracy"``) or a dict of
             name -> ``fn(logits, targets)`` returning the batch mean.
         device: Where to train; default :func:`~cnncourse.get_device`.
@@ -206,12 +209,12 @@ def fit(
             logs |= evaluate(model, val_loader, loss_fn=loss_fn, metrics=metric_fns, device=device,
                              amp=dtype is not None, channels_last=channels_last, prefix="val_")
         logs |= {"lr": lr, "time": distributed.max_over_ranks(time.perf_counter() - start)}
+        for callback in callbacks:  # a callback may add to the logs (a detector's validation mAP)
+            callback.on_epoch_end(epoch, logs)
         history.append(logs)
         if main:
             log.info("epoch %d/%d: %s", epoch + 1, epochs, ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
         epoch_bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k not in ("lr", "time")})
-        for callback in callbacks:
-            callback.on_epoch_end(epoch, logs)
         if distributed.any_rank(any(callback.stop_training for callback in callbacks)):
             break
     for callback in callbacks:
