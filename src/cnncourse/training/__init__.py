@@ -4,7 +4,7 @@ from .callbacks import Callback, EarlyStopping, LRScheduler, ModelCheckpoint, Te
 from .history import History
 from .loop import evaluate, fit, predict
 from .lr_finder import LRRangeTest, lr_range_test
-from .metrics import accuracy, confusion_matrix, top_k_accuracy
+from .metrics import accuracy, confusion_matrix, multilabel_accuracy, top_k_accuracy
 
 __all__ = [
     "Callback",
@@ -19,6 +19,7 @@ __all__ = [
     "evaluate",
     "fit",
     "lr_range_test",
+    "multilabel_accuracy",
     "predict",
     "top_k_accuracy",
 ]
