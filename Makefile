@@ -13,7 +13,7 @@ HTML := _build/html
 # Chapters show tqdm progress bars in Jupyter; the website has no use for them.
 BOOK_ENV := TQDM_DISABLE=1
 
-.PHONY: help setup data book book-strict test check-site clean
+.PHONY: help setup data book book-strict test check-site gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,7 +34,11 @@ data: setup  ## put Fashion-MNIST into data/ (from Debian's package, else the in
 
 book: data  ## build the website into _build/html (chapters rerun only when they change)
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html
+	@# Sphinx 7.4 never overwrites a file already in _build/html/_static, so an edited
+	@# stylesheet or script of ours would not reach the site: copy them over it.
+	cp -R _static/. $(HTML)/_static/
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
+	@echo "(the live page runs WebAssembly and needs a server: cd $(HTML) && python -m http.server)"
 
 book-strict: data  ## rebuild the website running every chapter, Sphinx warnings as errors (CI)
 	@# _config.yml with execution forced (no cached output is reused); it sits beside
@@ -42,6 +46,7 @@ book-strict: data  ## rebuild the website running every chapter, Sphinx warnings
 	$(PYTHON) -c 'import yaml; c = yaml.safe_load(open("_config.yml")); \
 		c["execute"]["execute_notebooks"] = "force"; \
 		yaml.safe_dump(c, open("_config.force.yml", "w"), sort_keys=False)'
+	rm -rf $(HTML)/_static
 	$(BOOK_ENV) $(BIN)/jupyter-book build . --builder html --all -W --keep-going \
 		--config _config.force.yml; status=$$?; rm -f _config.force.yml; exit $$status
 	@echo "Open file://$(CURDIR)/$(HTML)/index.html"
@@ -52,6 +57,9 @@ test: data  ## run the unit tests and execute every chapter in the smoke profile
 
 check-site:  ## check the built website: pages, outputs, figures, headless Chromium
 	$(PYTHON) -m pytest -m site tests
+
+gpu-check: data  ## on a CUDA GPU: tests, chapters, benchmarks, the GPU recipe (GPU_CHECK_ARGS=--dry-run: toy size, CPU)
+	$(PYTHON) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 clean:  ## remove the built book and caches (keeps the environment and data/)
 	rm -rf _build .pytest_cache

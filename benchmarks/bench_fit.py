@@ -8,13 +8,16 @@ the machine's speed hits both alike; the median epoch time of each is compared.
 
     python benchmarks/bench_fit.py                 # CPU or the GPU get_device() picks
     python benchmarks/bench_fit.py --rounds 7 --train-size 20000 --device cuda
+    python benchmarks/bench_fit.py --json fit.json     # also write the numbers (gpu_check.py does)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -58,6 +61,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: get_device())")
     parser.add_argument("--progress", action="store_true", help="let fit draw its progress bars")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
 
     device = get_device(args.device)
@@ -97,6 +101,12 @@ def main() -> None:
     print(f"plain loop: median {plain:.3f} s/epoch  ({', '.join(f'{t:.3f}' for t in plain_times)})")
     print(f"fit:        median {fitted:.3f} s/epoch  ({', '.join(f'{t:.3f}' for t in fit_times)})")
     print(f"fit / plain = {fitted / plain:.3f}  ({(fitted / plain - 1) * 100:+.1f}% time per epoch)")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "device": describe_device(device), "train_size": args.train_size, "batch_size": args.batch_size,
+            "channels_last": channels_last, "autocast": str(dtype), "plain_seconds": plain_times,
+            "fit_seconds": fit_times, "plain_median": plain, "fit_median": fitted, "ratio": fitted / plain,
+        }, indent=1))
 
 
 if __name__ == "__main__":

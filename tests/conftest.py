@@ -1,7 +1,8 @@
-"""Fixtures shared by the unit tests: a tiny separable problem and a tiny CNN."""
+"""Fixtures shared by the unit tests: a tiny separable problem, a tiny CNN, and the CUDA switch."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import matplotlib
@@ -11,6 +12,27 @@ from torch import nn
 
 matplotlib.use("Agg")  # no display on CI machines; must happen before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
+
+
+#: Set to 1 (benchmarks/gpu_check.py --dry-run does) to run the tests marked ``cuda`` on the CPU: that proves
+#: the tests themselves run before a GPU is lent, though not what only CUDA can show.
+CUDA_TESTS_ON_CPU = "CNNCOURSE_CUDA_TESTS_ON_CPU"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``cuda`` where there is no CUDA GPU (unless they are asked to run on the CPU)."""
+    if torch.cuda.is_available() or os.environ.get(CUDA_TESTS_ON_CPU) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"needs a CUDA GPU ({CUDA_TESTS_ON_CPU}=1 runs it on the CPU)")
+    for item in items:
+        if item.get_closest_marker("cuda"):
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def cuda_device() -> torch.device:
+    """The GPU for the tests marked ``cuda``: ``cuda``, or the CPU in a dry run without one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from cnncourse.augment import (
     SaltAndPepper,
     augment_batch,
     fashion_mnist_augmentation,
+    random_erasing,
 )
 
 
@@ -315,3 +316,58 @@ def test_strong_preset_erases_rectangles_sometimes():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="'light'"):
         fashion_mnist_augmentation("medium")
+
+
+# --- random_erasing: torchvision's RandomErasing, drawn for a whole batch -----------
+
+
+def erased_boxes(out: torch.Tensor, value: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For images of ones: which were erased, and the heights and widths of their erased pixels."""
+    hit = out[:, 0] == value
+    return hit.flatten(1).any(1), hit.any(2).sum(1), hit.any(1).sum(1)
+
+
+def test_random_erasing_erases_one_rectangle_per_image_and_nothing_else():
+    x = torch.ones(500, 2, 12, 10)
+    out = random_erasing(x, p=1.0, value=-1.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.equal(out[:, 0], out[:, 1])  # all channels alike
+    erased, heights, widths = erased_boxes(out, value=-1.0)
+    assert erased.all() and torch.equal((out[:, 0] == -1).sum((1, 2)), heights * widths)  # a filled rectangle
+    assert set(out.unique().tolist()) == {-1.0, 1.0}
+    assert (heights < 12).all() and (widths < 10).all()
+    assert torch.equal(random_erasing(x, p=0.0), x)
+
+
+def test_random_erasing_draws_as_torchvision_does():
+    # the same distribution of rectangles as v2.RandomErasing applied image by image
+    x = torch.ones(3000, 1, 28, 28)
+    torch.manual_seed(0)
+    ours = random_erasing(x, p=0.5, generator=torch.Generator().manual_seed(0))
+    theirs = augment_batch(x, v2.RandomErasing(p=0.5, value=0.0))
+    stats = []
+    for out in (ours, theirs):
+        erased, heights, widths = erased_boxes(out)
+        stats.append((erased.float().mean(), heights[erased].float().mean(), widths[erased].float().mean(),
+                      (heights * widths)[erased].float().mean() / 784))
+    (p1, h1, w1, a1), (p2, h2, w2, a2) = stats
+    assert abs(p1 - p2) < 0.05 and abs(h1 - h2) < 0.6 and abs(w1 - w2) < 0.6 and abs(a1 - a2) < 0.01
+    assert 0.15 < a1 < 0.2  # the mean of U(0.02, 0.33), a little less after rounding
+
+
+def test_random_erasing_is_reproducible_and_keeps_dtype():
+    x = distinct_images(16).half()
+    a = random_erasing(x, generator=torch.Generator().manual_seed(4))
+    b = random_erasing(x, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and a.dtype == torch.float16
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"p": 1.5}, "probability"),
+    ({"scale": (0.5, 0.2)}, "scale"),
+    ({"ratio": (0.0, 1.0)}, "ratio"),
+])
+def test_random_erasing_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        random_erasing(torch.ones(2, 1, 4, 4), **kwargs)
+    with pytest.raises(ValueError, match="N x C x H x W"):
+        random_erasing(torch.ones(1, 4, 4))

@@ -3,8 +3,8 @@
 On the website no kernel runs: the page holds the widget state that the build
 saved, every precomputed picture included, and the vendored widget manager
 renders it and runs the ``jslink``s between controls and stacks. These tests open
-each chapter that uses an explorer (``kernel_explorer(``, ``conv_explorer(`` or
-``augmentation_explorer(`` in its notebook), move a control the way a reader would (choose from the list, press
+each chapter that uses an explorer (``kernel_explorer(``, ``conv_explorer(``,
+``augmentation_explorer(`` or ``feature_explorer(`` in its notebook), move a control the way a reader would (choose from the list, press
 an arrow key on a slider), and check that the picture on screen changes to the
 precomputed state for the new setting, read from the page's saved widget state.
 As in tests/test_site.py, every request to another host is blocked and reported,
@@ -31,6 +31,7 @@ except ImportError:
 
 from cnncourse.viz.augmentation import AUGMENTATION_EXPLORER_CLASS
 from cnncourse.viz.explorers import CONV_EXPLORER_CLASS, KERNEL_EXPLORER_CLASS, STATES_CLASS
+from cnncourse.viz.interpret_explorer import FEATURE_EXPLORER_CLASS
 
 pytestmark = pytest.mark.site
 
@@ -302,6 +303,48 @@ def test_augmentation_explorer_list_and_slider_switch_the_draws(open_page, doc: 
         f"{doc}: with the strength at index {strength()} the picture is not that state's"
     )
     _shot(explorer, f"explorer-{doc.replace('/', '-')}-augmentation-after")
+    _check_rendered_offline(problems, requests, doc)
+
+
+@pytest.mark.parametrize("doc", _cases("feature_explorer("))
+def test_feature_explorer_image_and_layer_switch_the_picture(open_page, doc: str) -> None:
+    state, saved, stack = _saved_explorer(doc, FEATURE_EXPLORER_CLASS, "feature_explorer")
+    labels = state[_under(state, saved, "DropdownModel")[0]]["state"]["_options_labels"]
+    layers = state[_under(state, saved, "SelectionSliderModel")[0]]["state"]["_options_labels"]
+
+    page, problems, requests = open_page(doc)
+    explorer = page.locator(f".{FEATURE_EXPLORER_CLASS}").first
+    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
+                        f"{doc}: the feature explorer")
+    handle = explorer.locator(".noUi-handle")
+    assert handle.count() == 1, "expected one slider, for the layer"
+
+    def layer() -> int:
+        return int(float(handle.get_attribute("aria-valuenow")))
+
+    digest = _digest(picture)
+    assert layer() == len(layers) - 1, "the explorer should open on the last layer"
+    assert digest == _image_digest(state, _leaf(state, stack, [0, layer()])), (
+        "the picture shown is not the precomputed state of the first image at the last layer"
+    )
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-feature-before")
+
+    target = min(2, len(labels) - 1)
+    explorer.locator("select").select_option(label=labels[target])  # what a reader does
+    digest = _wait_for_new_picture(picture, digest, f"{doc}: image {labels[target]!r}")
+    assert digest == _image_digest(state, _leaf(state, stack, [target, layer()])), (
+        f"{doc}: after choosing {labels[target]!r} the picture is not that image's precomputed state"
+    )
+    handle.focus()
+    page.keyboard.press("ArrowLeft")  # one layer towards the input
+    assert layer() == len(layers) - 2, "the arrow key did not move the layer slider"
+    digest = _wait_for_new_picture(picture, digest, f"{doc}: layer {layers[layer()]!r}")
+    assert digest == _image_digest(state, _leaf(state, stack, [target, layer()])), (
+        f"{doc}: at layer {layers[layer()]!r} the picture is not that state's"
+    )
+    caption = explorer.locator(f".{STATES_CLASS}").inner_text()  # the shown state's text only
+    assert f"{layers[layer()]}: " in caption, f"the caption does not name the layer shown: {caption!r}"
+    _shot(explorer, f"explorer-{doc.replace('/', '-')}-feature-after")
     _check_rendered_offline(problems, requests, doc)
 
 

@@ -866,6 +866,10 @@ def test_history_plot_draws_one_panel_per_metric(history):
         assert labels == [["loss", "val_loss"], ["accuracy", "val_accuracy"]]
         assert list(fig.axes[0].get_lines()[1].get_ydata()) == [1.1, 0.8, 0.9]
         assert fig.get_suptitle() == "tiny"
+        from cnncourse.viz import FIGURE_WIDTH
+
+        # no wider than the website's column once a notebook has saved it (0.1 inch padding per side)
+        assert fig.get_size_inches()[0] <= FIGURE_WIDTH - 0.2
     finally:
         plt.close(fig)
 

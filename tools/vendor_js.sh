@@ -48,6 +48,25 @@
 #    .eot/.svg/.ttf/.woff fallbacks (3 MB) would never be fetched.
 #    Left out: embed.js (the non-AMD build), libembed-amd.js (embed-amd.js minus
 #    its last few lines) and the source maps.
+#
+# 3. ONNX Runtime Web, into _static/vendor/onnxruntime-web/, for the live page
+#    (book/06b_live_cnn.md, whose script is _static/live/live.js). Only the
+#    WebAssembly backend, in the one build that runs without cross-origin
+#    isolation on every browser (single-threaded there; the package has no
+#    other WebAssembly build smaller than it):
+#      ort.wasm.bundle.min.mjs       the ES module of the WebAssembly backend with
+#                                    its Emscripten glue (ort-wasm-simd-threaded.mjs)
+#                                    bundled in, so it fetches no other script
+#      ort-wasm-simd-threaded.wasm.gz   the WebAssembly binary (SIMD, threads
+#                                    when the page is cross-origin isolated),
+#                                    compressed here with `gzip -9 -n`: 14.8 MB
+#                                    become 3.8 MB, whatever the web server does.
+#                                    live.js fetches it, inflates it with the
+#                                    browser's DecompressionStream and hands the
+#                                    bytes to ONNX Runtime (env.wasm.wasmBinary),
+#                                    so the runtime never fetches the .wasm itself
+#    Left out: the WebGL, WebGPU, JSEP, JSPI and asyncify builds (18 to 30 MB
+#    each), the non-bundled and non-minified scripts, lib/ and the source maps.
 set -euo pipefail
 
 MATHJAX_VERSION=3.2.2
@@ -67,6 +86,11 @@ REQUIREJS_VERSION=2.3.8
 # sha256 of https://registry.npmjs.org/requirejs/-/requirejs-2.3.8.tgz
 # (npm's integrity: sha512-7/cTSLOdYkNBNJcDMWf+luFvMriVm7eYxp4BcFCsAX0wF421Vyce5SXP17c+Jd5otXKGNehIonFlyQXSowL6Mw==)
 REQUIREJS_SHA256=777158e89275e16bd51aec3ef714fbcb5dc45789e7078659933bc814916d7dec
+
+ORT_WEB_VERSION=1.31.1
+# sha256 of https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-1.31.1.tgz
+# (npm's integrity: sha512-5GeH+bWQ+HxM10z7erGlsWqryrwMbSvm/1tkIsKTT48g0fI19VXVVC435t4t7VsPdSQeS7NmuZPXrQ73k82URw==)
+ORT_WEB_SHA256=bdccdb9fbb9ab537247c0c734e9b1d2b1b338b4f2a09faa58f0dc1cfa27c312c
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 vendor_dir="$repo_root/_static/vendor"
@@ -219,6 +243,45 @@ JS
 normalise "$target"
 echo "Vendored @jupyter-widgets/html-manager $HTML_MANAGER_VERSION into ${target#"$repo_root"/} ($(du -sh "$target" | cut -f1))" >&2
 
+# --- ONNX Runtime Web ------------------------------------------------------------
+fetch "onnxruntime-web@$ORT_WEB_VERSION" "onnxruntime-web-$ORT_WEB_VERSION.tgz" "$ORT_WEB_SHA256" "$tmp/ort"
+dist="$tmp/ort/package/dist"
+target="$vendor_dir/onnxruntime-web"
+rm -rf "$target"
+mkdir -p "$target"
+cp "$dist/ort.wasm.bundle.min.mjs" "$target/ort.wasm.bundle.min.mjs"
+gzip -9 -n -c "$dist/ort-wasm-simd-threaded.wasm" > "$target/ort-wasm-simd-threaded.wasm.gz"
+ORT_WASM_BYTES=$(stat -c %s "$dist/ort-wasm-simd-threaded.wasm")
+ORT_WASM_SHA256=$(sha256sum "$dist/ort-wasm-simd-threaded.wasm" | cut -d' ' -f1)
+# The npm package ships no LICENSE file; its scripts' headers say "Copyright (c)
+# Microsoft Corporation. All rights reserved. Licensed under the MIT License.",
+# and this is the repository's LICENSE (https://github.com/microsoft/onnxruntime).
+cat > "$target/LICENSE" <<'LICENSE'
+MIT License
+
+Copyright (c) Microsoft Corporation
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+LICENSE
+normalise "$target"
+echo "Vendored onnxruntime-web $ORT_WEB_VERSION into ${target#"$repo_root"/} ($(du -sh "$target" | cut -f1))" >&2
+
 # --- README ----------------------------------------------------------------------
 size() { du -k "$1" | cut -f1; }
 cat > "$vendor_dir/README.md" <<README
@@ -231,8 +294,8 @@ regenerate them with
     tools/vendor_js.sh
 
 which needs \`npm\` (it uses \`npm pack\`), checks every tarball's sha256, and
-overwrites \`_static/vendor/mathjax/\`, \`requirejs/\`, \`jupyter-widgets/\` and
-this README.
+overwrites \`_static/vendor/mathjax/\`, \`requirejs/\`, \`jupyter-widgets/\`,
+\`onnxruntime-web/\` and this README.
 
 ## MathJax
 
@@ -290,12 +353,47 @@ embedded in the page, and the widget manager below renders it and runs the
   instead of myst-nb's default CDN URLs. myst-nb adds them only to pages whose
   notebook saved a widget state.
 
+## ONNX Runtime Web
+
+The live page (\`book/06b_live_cnn.md\`) runs the book's trained networks in the
+reader's browser. Its script, \`_static/live/live.js\`, loads this runtime; the
+networks themselves (ONNX files) are exported from the zoo's checkpoints when the
+book is built (\`_ext/live_models.py\`, \`cnncourse.export\`).
+
+- What: \`onnxruntime-web/ort.wasm.bundle.min.mjs\` ($(size "$vendor_dir/onnxruntime-web/ort.wasm.bundle.min.mjs") KiB), the ES
+  module of the WebAssembly backend with its Emscripten glue bundled in, and
+  \`ort-wasm-simd-threaded.wasm.gz\` ($(size "$vendor_dir/onnxruntime-web/ort-wasm-simd-threaded.wasm.gz") KiB), the package's
+  \`dist/ort-wasm-simd-threaded.wasm\` ($ORT_WASM_BYTES bytes, sha256
+  \`$ORT_WASM_SHA256\`)
+  compressed with \`gzip -9 -n\`. That build is the smallest WebAssembly build in
+  the package and the one that runs without cross-origin isolation (GitHub
+  Pages cannot send the headers for it): it then runs on one thread. The
+  compressed file keeps the page light on any static host; \`live.js\` inflates
+  it in the browser (\`DecompressionStream\`, which checks gzip's CRC-32 and
+  length) and passes the bytes to ONNX Runtime as \`env.wasm.wasmBinary\`, so the
+  runtime fetches no \`.wasm\` by itself. Left out: the WebGL, WebGPU, JSEP, JSPI
+  and asyncify builds, \`lib/\` and the source maps.
+- Version: $ORT_WEB_VERSION (pinned in \`tools/vendor_js.sh\`).
+- From: https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-$ORT_WEB_VERSION.tgz
+  (sha256 \`$ORT_WEB_SHA256\`), files from its \`dist/\`.
+- License: MIT, copyright Microsoft Corporation (\`onnxruntime-web/LICENSE\`; the
+  npm package ships none, so the script writes the repository's). The
+  WebAssembly binary also contains third-party code (ONNX, Protocol Buffers,
+  Eigen, Abseil and others) whose notices are in ONNX Runtime's
+  https://github.com/microsoft/onnxruntime/blob/v$ORT_WEB_VERSION/ThirdPartyNotices.txt.
+- Used by: \`_static/live/live.js\`, on the live page only: \`_ext/live_models.py\`
+  adds \`live/live.js\` and \`live/live.css\` to the pages that hold the live
+  figure and to no other, and the runtime is imported by \`live.js\` when the page
+  is served over http(s) (a page opened from \`file://\` says how to serve it).
+
 ## Note for Jupyter Book 1
 
 Jupyter Book 1 adds every \`.js\` and \`.css\` file under \`_static/\` to every page
 as a \`<script>\`/\`<link>\`. Files under \`_static/vendor/\` must not be: a local
 Sphinx extension, registered under \`sphinx.local_extensions\` in \`_config.yml\`,
-removes them from \`html_js_files\`/\`html_css_files\`. \`tests/test_site.py\` opens the
+removes them from \`html_js_files\`/\`html_css_files\` (and \`_ext/live_models.py\`
+does the same for \`_static/live/\`, whose script and stylesheet only the live page
+loads). \`tests/test_site.py\` opens the
 pages in headless Chromium and fails on any script error or failed request;
 \`tests/test_explorers_site.py\` also moves the explorers' controls there.
 

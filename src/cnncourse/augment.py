@@ -13,6 +13,8 @@ the three things the chapters need around it:
 * :func:`fashion_mnist_augmentation`, named presets for Fashion-MNIST.
 * :func:`shift_and_flip`, the "light" preset done on a whole batch at once with
   one gather, so it costs next to nothing on a GPU (the model zoo trains with it).
+* :func:`random_erasing`, torchvision's ``v2.RandomErasing`` drawn for every image
+  of a batch at once (the zoo's GPU recipe uses it).
 
 Randomness comes from torch's global generator (what
 :func:`~cnncourse.seed_everything` seeds), as in torchvision; with ``DataLoader``
@@ -22,6 +24,7 @@ workers, each worker's generator is seeded by the loader, so runs repeat.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from numbers import Integral
 from typing import Any
@@ -36,6 +39,7 @@ __all__ = [
     "SaltAndPepper",
     "augment_batch",
     "fashion_mnist_augmentation",
+    "random_erasing",
     "shift_and_flip",
     "STRENGTHS",
 ]
@@ -327,3 +331,75 @@ def shift_and_flip(
     channel = torch.arange(c).view(1, c, 1, 1)
     index = [i.to(images.device) for i in (batch, channel, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w))]
     return padded[index[0], index[1], index[2], index[3]]
+
+
+def random_erasing(
+    images: torch.Tensor,
+    *,
+    p: float = 0.5,
+    scale: tuple[float, float] = (0.02, 0.33),
+    ratio: tuple[float, float] = (0.3, 3.3),
+    value: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Erase one random rectangle in each image of a batch with probability ``p`` (Zhong et al., 2017).
+
+    The rectangles are drawn as torchvision's ``v2.RandomErasing`` draws them,
+    but for every image of the batch at once (a ``v2.RandomErasing`` called on
+    a batch erases the same rectangle in all of its images): an area of
+    ``scale`` times the image's, uniformly; an aspect ratio ``h / w`` from
+    ``ratio``, uniformly on a log scale; sides rounded to whole pixels; up to
+    ten tries for a rectangle that fits inside the image (none fits: the image
+    stays as it is); then a uniformly random position. The draws come from
+    ``generator`` on the CPU, so a seeded generator gives the same batches on
+    every device, and the erasing itself is one ``torch.where`` on the
+    batch's device.
+
+    Args:
+        images: A batch, ``N x C x H x W``, on any device.
+        p: Probability that an image is erased.
+        scale: Range of the erased area, as a fraction of the image.
+        ratio: Range of the rectangle's aspect ratio.
+        value: What the erased pixels become (0: black, Fashion-MNIST's background).
+        generator: Source of randomness (default: torch's global generator).
+
+    Returns:
+        A new batch of the same shape, device and dtype.
+
+    Raises:
+        ValueError: ``images`` is not 4-D, or ``p``, ``scale`` or ``ratio`` are out of range.
+
+    Example:
+        >>> x = torch.ones(8, 1, 28, 28)
+        >>> erased = random_erasing(x, p=1.0)
+        >>> bool((erased == 0).flatten(1).any(1).all())  # every image lost a rectangle
+        True
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"random_erasing needs an N x C x H x W batch, got {shape}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    if not 0.0 <= scale[0] <= scale[1] <= 1.0:
+        raise ValueError(f"scale must be (low, high) fractions of the area with 0 <= low <= high <= 1, got {scale}")
+    if not 0.0 < ratio[0] <= ratio[1]:
+        raise ValueError(f"ratio must be (low, high) aspect ratios with 0 < low <= high, got {ratio}")
+    n, _, height, width = images.shape
+    tries = 10
+    area = height * width * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, tries, generator=generator))
+    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_low + (log_high - log_low) * torch.rand(n, tries, generator=generator))
+    h = torch.round(torch.sqrt(area * aspect)).long()  # torchvision rounds half to even too
+    w = torch.round(torch.sqrt(area / aspect)).long()
+    fits = (h < height) & (w < width)
+    first = fits.long().argmax(dim=1)  # the first try that fits (0 if none does)
+    h, w = h.gather(1, first[:, None])[:, 0], w.gather(1, first[:, None])[:, 0]
+    erase = fits.any(dim=1) & (torch.rand(n, generator=generator) < p)
+    # top-left corners, uniform over the positions where the rectangle fits
+    top = (torch.rand(n, generator=generator) * (height - h + 1)).long()
+    left = (torch.rand(n, generator=generator) * (width - w + 1)).long()
+    rows, cols = torch.arange(height), torch.arange(width)
+    inside_rows = (rows >= top[:, None]) & (rows < (top + h)[:, None])  # n x H
+    inside_cols = (cols >= left[:, None]) & (cols < (left + w)[:, None])  # n x W
+    mask = (inside_rows[:, :, None] & inside_cols[:, None, :] & erase[:, None, None])[:, None]  # n x 1 x H x W
+    return torch.where(mask.to(images.device), torch.as_tensor(value, dtype=images.dtype), images)

@@ -23,6 +23,15 @@ checked against its ``SHA256SUMS``.
 The chapters call :func:`obtain`: train by the recipe on a GPU, load the
 checkpoint and its recorded history elsewhere.
 
+``torchrun --nproc_per_node N -m cnncourse.zoo train NAME`` trains on N
+processes (N GPUs, or N CPU processes with gloo) with DistributedDataParallel.
+A recipe's ``batch_size`` is the *global* batch: each process takes
+``batch_size / N`` examples per step, the ranks' gradients are averaged, and
+every step is the one a single process takes with the whole batch, so the
+learning rate stays the recipe's. To train with a larger global batch
+instead, scale the learning rate with it (the linear scaling rule of Goyal
+et al., 2017, behind the recipes' warm-up). Only rank 0 saves.
+
 Example:
     >>> from cnncourse import zoo
     >>> zoo.recipe("resnet20").model
@@ -56,6 +65,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
 from .data import DataSplits, can_reach, default_data_root, fashion_mnist, tensor_loader
 from .device import describe_device, get_device
 from .models import create_model
@@ -102,7 +112,8 @@ class Recipe:
         model: Registry name of the architecture (see :func:`~cnncourse.list_models`).
         model_kwargs: Extra arguments for the builder (e.g. ``widths``).
         epochs: Passes over the training images.
-        batch_size: Examples per step.
+        batch_size: Examples per step, over all processes together (under
+            ``torchrun`` each of N processes takes ``batch_size / N``).
         optimizer: ``"sgd"`` (with Nesterov momentum) or ``"adamw"`` (for the
             networks without batch normalization that SGD cannot get moving
             from their default initialization, such as the small AlexNet).
@@ -113,11 +124,15 @@ class Recipe:
         label_smoothing: Of the cross-entropy loss.
         augment: Shift each image up to 2 pixels and mirror half of them
             (:func:`~cnncourse.augment.shift_and_flip`), freshly every epoch.
+        erasing: Probability of erasing a random rectangle of each image
+            after that (:func:`~cnncourse.augment.random_erasing`; 0: never).
         train_size: Training images used (``None``: all 50 000 left after the
             10 000-image validation split).
         half: Store the weights in float16 (for the larger models).
         seed: Seeds the weights, the shuffling and the augmentation.
         note: One line on why the entry exists.
+        needs_gpu: Designed for a GPU: training all entries on a CPU skips it,
+            and the repository may ship it untrained (no files).
     """
 
     model: str
@@ -130,10 +145,12 @@ class Recipe:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     augment: bool = True
+    erasing: float = 0.0
     train_size: int | None = None
     half: bool = False
     seed: int = 0
     note: str = ""
+    needs_gpu: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -157,6 +174,11 @@ RECIPES: dict[str, Recipe] = {
     "plain56_narrow": Recipe("plain56", _NARROW, **_DEGRADATION, note="degradation experiment, plain"),
     "resnet20_narrow": Recipe("resnet20", _NARROW, **_DEGRADATION, note="degradation experiment, residual"),
     "resnet56_narrow": Recipe("resnet56", _NARROW, **_DEGRADATION, note="degradation experiment, residual"),
+    # the book's accuracy goal (>= 0.950 test accuracy), for a GPU: python benchmarks/gpu_check.py trains it
+    "resnet20_wide": Recipe("resnet20", {"widths": (64, 128, 256)}, epochs=40, batch_size=256, lr=0.2,
+                            label_smoothing=0.1, erasing=0.5, half=True, needs_gpu=True,
+                            note="ResNet-20 at four times the width, random erasing, label smoothing: >= 0.950 "
+                                 "on a GPU"),
 }
 
 
@@ -356,20 +378,24 @@ def load_pretrained(
 
 
 class _Augmented:
-    """Batches of ``loader`` passed through :func:`shift_and_flip`, seeded."""
+    """Batches of ``loader`` passed through :func:`shift_and_flip` (and :func:`random_erasing`), seeded."""
 
-    def __init__(self, loader: Iterable, seed: int) -> None:
-        self.loader = loader
-        self.generator = torch.Generator().manual_seed(seed)
+    def __init__(self, loader: Iterable, seed: int, erasing: float = 0.0) -> None:
+        self.loader, self.erasing = loader, erasing
+        # each rank of a process group augments its own shard with draws of its own
+        self.generator = torch.Generator().manual_seed(seed + distributed.rank())
 
     def __len__(self) -> int:
         return len(self.loader)
 
     def __iter__(self) -> Iterator:
-        from .augment import shift_and_flip  # imported here: augment imports torchvision, which takes seconds
+        from .augment import random_erasing, shift_and_flip  # here: augment imports torchvision, which takes seconds
 
         for x, y in self.loader:
-            yield shift_and_flip(x, generator=self.generator), y
+            x = shift_and_flip(x, generator=self.generator)
+            if self.erasing:
+                x = random_erasing(x, p=self.erasing, generator=self.generator)
+            yield x, y
 
 
 def _optimizer(r: Recipe, model: nn.Module) -> torch.optim.Optimizer:
@@ -403,6 +429,9 @@ def train(
             are ignored).
         progress: Show progress bars.
 
+    Under a process group (``torchrun``), every rank calls it: each takes
+    ``batch_size / world_size`` examples of its shard per step.
+
     Returns:
         ``(model, history)``: the trained model (in eval mode) and the
         per-epoch :class:`~cnncourse.History`.
@@ -410,12 +439,15 @@ def train(
     r = recipe(name)
     epochs = epochs or r.epochs
     device = get_device(device)
+    if r.batch_size % distributed.world_size():
+        raise ValueError(f"{name}'s global batch of {r.batch_size} does not split among "
+                         f"{distributed.world_size()} processes: use a number of processes that divides it")
     seed_everything(r.seed)
     model = build(name)
     if data is None:
         data = fashion_mnist(val_size=val_size, train_size=train_size or r.train_size)
-    train_loader, val_loader, _ = data.loaders(r.batch_size, device=device, seed=r.seed)
-    batches = _Augmented(train_loader, r.seed) if r.augment else train_loader
+    train_loader, val_loader, _ = data.loaders(r.batch_size // distributed.world_size(), device=device, seed=r.seed)
+    batches = _Augmented(train_loader, r.seed, r.erasing) if r.augment else train_loader
     optimizer = _optimizer(r, model)
     steps = epochs * len(batches)
     # one cycle needs a step up and a step down; a smoke run of a few steps gets a longer warm-up
@@ -603,7 +635,7 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="the entries, and the recorded results of the trained ones")
     trainer = commands.add_parser("train", help="train entries by their recipes and store them in the zoo")
-    trainer.add_argument("names", nargs="*", help="entries to train (default: all)")
+    trainer.add_argument("names", nargs="*", help="entries to train (default: all; on a CPU all but the GPU recipes)")
     trainer.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     trainer.add_argument("--epochs", type=int, help="override the recipe (the metadata records what ran)")
     checker = commands.add_parser("verify", help="re-evaluate stored checkpoints against their records")
@@ -616,7 +648,8 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
         for name in names():
             info = load_info(name) if name in trained else None
             rows.append([name, recipe(name).model, f"{info.test_accuracy:.4f}" if info else "-",
-                         str(len(info.history)) if info else "-", info.device if info else "not trained"])
+                         str(len(info.history)) if info else "-",
+                         info.device if info else "not trained" + (" (a GPU recipe)" if recipe(name).needs_gpu else "")])
         out(str(Table(["entry", "model", "test acc", "epochs", "trained on"], rows, align="llrrl")))
         return 0
     if args.command == "verify":
@@ -626,16 +659,31 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], Any] = print) -
                       [[n, f"{a:.4f}", f"{b:.4f}", "FAIL" if n in bad else "ok"] for n, (a, b) in results.items()])))
         return 1 if bad else 0
 
-    data, device, commit = fashion_mnist(), get_device(args.device), _commit()
-    for name in args.names or names():
+    device = distributed.init_from_env(args.device)  # under torchrun: this rank's GPU, or the CPU with gloo
+    data, commit, processes = fashion_mnist(), _commit(), distributed.world_size()
+    where = describe_device(device).splitlines()[0].removeprefix("Device: ")
+    where = f"{processes} x {where}" if processes > 1 else where
+
+    def store(name: str, model: nn.Module, history: History, seconds: float) -> None:
+        info = save(name, model, history, device=where, train_seconds=seconds, data=data, commit=commit)
+        out(f"{name}: test accuracy {info.test_accuracy:.4f} after {len(info.history)} epochs, "
+            f"{info.train_seconds:.0f} s on {info.device}")
+
+    runs = []
+    for name in args.names or [n for n in names() if device.type == "cuda" or not recipe(n).needs_gpu]:
         recipe(name)
         start = time.perf_counter()
         model, history = train(name, device=device, epochs=args.epochs,
                                data=None if recipe(name).train_size else data)
-        info = save(name, model, history, device=describe_device(device).splitlines()[0].removeprefix("Device: "),
-                    train_seconds=time.perf_counter() - start, data=data, commit=commit)
-        out(f"{name}: test accuracy {info.test_accuracy:.4f} after {len(info.history)} epochs, "
-            f"{info.train_seconds:.0f} s on {info.device}")
+        runs.append((name, model, history, time.perf_counter() - start))
+        if not distributed.is_initialized():  # one process: store every entry as soon as it is trained
+            store(*runs.pop())
+    # Under torchrun every rank holds the same weights; rank 0 stores them once the group is gone, so that
+    # its test evaluation is its own and no rank waits for it in a collective.
+    distributed.cleanup()
+    if distributed.is_main_process():
+        for run in runs:
+            store(*run)
     return 0
 
 

@@ -9,13 +9,14 @@ from .fashion import (
     fashion_mnist,
     prepare_fashion_mnist,
 )
-from .loaders import tensor_loader
+from .loaders import ShardedSampler, tensor_loader
 from .photos import SAMPLE_IMAGES, sample_image
 
 __all__ = [
     "DEBIAN_FASHION_MNIST",
     "FASHION_MNIST_CLASSES",
     "SAMPLE_IMAGES",
+    "ShardedSampler",
     "DataSplits",
     "can_reach",
     "default_data_root",

@@ -4,6 +4,11 @@ A callback is told when training begins (and given the model), after every
 batch and after every epoch (with that epoch's logs), and when training ends
 (with the history). It stops training by setting ``self.stop_training``; the
 loop checks the flag after each epoch.
+
+Under ``torchrun`` (see :mod:`cnncourse.distributed`) every rank runs the
+callbacks with the same, global logs, except those marked
+``main_process_only`` (checkpoints, TensorBoard), which only rank 0 runs. A
+callback that stops training on any rank stops all of them together.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..distributed import is_main_process
 from .history import History
 
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "LRScheduler", "TensorBoard"]
@@ -28,9 +34,14 @@ Mode = Literal["auto", "min", "max"]
 
 
 class Callback:
-    """Base class: override the hooks you need; each does nothing by default."""
+    """Base class: override the hooks you need; each does nothing by default.
+
+    Set ``main_process_only = True`` in a callback that writes files or logs,
+    so that only rank 0 runs it when several processes train together.
+    """
 
     stop_training: bool = False
+    main_process_only: bool = False
 
     def on_train_begin(self, model: nn.Module) -> None:
         """Called once before the first epoch."""
@@ -131,8 +142,9 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             self.stopped_epoch, self.stop_training = epoch, True
             since = "the start" if self.best_epoch is None else f"epoch {self.best_epoch + 1}"
-            log.info("Early stopping after epoch %d: %s has not improved since %s (patience %d)",
-                     epoch + 1, self.monitor, since, self.patience)
+            if is_main_process():  # every rank stops; one says so
+                log.info("Early stopping after epoch %d: %s has not improved since %s (patience %d)",
+                         epoch + 1, self.monitor, since, self.patience)
 
     def on_train_end(self, history: History) -> None:
         history.stopped_early = self.stopped_epoch is not None
@@ -140,14 +152,15 @@ class EarlyStopping(Callback):
         last = len(history) - 1
         if self.best_state is not None and self.best_epoch != last:
             self.model.load_state_dict(self.best_state)
-            log.info("Restored the weights of epoch %d", self.best_epoch + 1)
+            if is_main_process():
+                log.info("Restored the weights of epoch %d", self.best_epoch + 1)
 
 
 class ModelCheckpoint(Callback):
     """Save the model's ``state_dict`` to ``path`` when the monitored value improves.
 
     The file is written next to its final name and then renamed, so a crash
-    never leaves a truncated checkpoint.
+    never leaves a truncated checkpoint. Under ``torchrun`` only rank 0 saves.
 
     Args:
         path: Where to write the checkpoint (a ``.pt`` file).
@@ -155,6 +168,8 @@ class ModelCheckpoint(Callback):
         mode: ``"min"``, ``"max"`` or ``"auto"``.
         save_best_only: Save only improvements (otherwise every epoch).
     """
+
+    main_process_only = True
 
     def __init__(
         self,
@@ -219,8 +234,10 @@ class TensorBoard(Callback):
     Example:
         >>> fit(model, train_loader, epochs=5, callbacks=[TensorBoard("runs/cnn")])  # doctest: +SKIP
 
-    Then ``tensorboard --logdir runs`` shows the curves.
+    Then ``tensorboard --logdir runs`` shows the curves. Under ``torchrun`` only rank 0 writes.
     """
+
+    main_process_only = True
 
     def __init__(self, log_dir: str | os.PathLike) -> None:
         try:
@@ -230,7 +247,11 @@ class TensorBoard(Callback):
                 "TensorBoard logging needs the tensorboard package: "
                 "pip install 'cnncourse[tensorboard]' (or pip install tensorboard)"
             ) from err
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+        # the writer (and its folder) is made when training begins, on the rank that writes
+        self.make_writer, self.log_dir = SummaryWriter, str(log_dir)
+
+    def on_train_begin(self, model: nn.Module) -> None:
+        self.writer = self.make_writer(log_dir=self.log_dir)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         for name, value in logs.items():

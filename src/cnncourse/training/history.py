@@ -97,7 +97,10 @@ class History:
             skip = {"lr", "time"}
             metrics = tuple(k for k in self.keys() if not k.startswith("val_") and k not in skip)
         if axes is None:
-            fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
+            from ..viz.style import FIGURE_WIDTH  # the widest figure the book's website shows unscaled
+
+            width = min(4.5 * len(metrics), FIGURE_WIDTH - 0.2)  # a notebook pads saved figures by 0.1 inch
+            fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.2), squeeze=False)
             axes = axes[0]
         fig = axes[0].figure
         epochs = range(1, len(self) + 1)

@@ -3,6 +3,8 @@
 ``fit`` is deliberately one readable function, the loop chapter 7 takes
 apart: train mode, batches, forward, loss, backward, step; then evaluation
 under ``torch.no_grad()`` in eval mode, callbacks, and one history row.
+Under ``torchrun`` the same function trains with DistributedDataParallel;
+the plumbing lives in :mod:`cnncourse.distributed` (appendix B).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..device import get_device
 from .callbacks import Callback, LRScheduler
 from .history import History
@@ -78,9 +81,12 @@ class _Running:
             self.sums[name] = self.sums.get(name, 0.0) + value.float() * n
 
     def result(self, prefix: str = "") -> dict[str, float]:
-        if self.count == 0:
+        # summed over every rank of a process group (one all-reduce), so each rank reports the global values
+        names = ["loss", *self.metrics]
+        *totals, count = distributed.sum_over_ranks([*(self.sums.get(n, 0.0) for n in names), self.count]).tolist()
+        if count == 0:
             raise ValueError("the loader yielded no batches")
-        return {prefix + name: (total / self.count).item() for name, total in self.sums.items()}
+        return {prefix + name: total / count for name, total in zip(names, totals)}
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -127,11 +133,22 @@ def fit(
             it, off for MPS.
         progress: Show ``tqdm`` progress bars (``TQDM_DISABLE=1`` also hides them).
 
+    Under a process group (``torchrun``, :func:`cnncourse.distributed.init_from_env`)
+    ``model`` is wrapped in DistributedDataParallel (unless it already is: then
+    it must be on ``device`` and in the memory layout asked for already) and
+    trained in place; each rank iterates over its own shard of the data
+    (:func:`~cnncourse.data.tensor_loader` shards by itself, a
+    ``DistributedSampler`` gets ``set_epoch``). Only rank 0 shows progress,
+    logs and runs ``main_process_only`` callbacks (checkpoints); a callback
+    that stops any rank stops all of them.
+
     Returns:
         A :class:`History` with ``loss``, the metrics, ``val_*`` values, the
         learning rate ``lr`` and the epoch's wall time ``time`` in seconds.
         Training values are averages over the epoch, taken while the weights
-        were changing and with dropout on.
+        were changing and with dropout on. Under a process group they are
+        averages over every rank's examples (the same history on every rank),
+        and ``time`` is the slowest rank's.
 
     Example:
         >>> history = fit(model, train_loader, val_loader, epochs=5)  # doctest: +SKIP
@@ -143,29 +160,33 @@ def fit(
     channels_last = _channels_last(device, channels_last)
     dtype = _precision(device, amp)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    net, model = distributed.wrap(model, device), distributed.unwrap(model)  # DDP under torchrun, else model
+    main = distributed.is_main_process()
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
     metric_fns = resolve_metrics(metrics)
-    callbacks = list(callbacks)
+    callbacks = [c for c in callbacks if main or not c.main_process_only]
     if scheduler is not None:
         monitor = "val_loss" if val_loader is not None else "loss"
         callbacks.insert(0, LRScheduler(scheduler, monitor=monitor, interval=scheduler_interval))
 
     history, step = History(), 0
+    distributed.check_same_on_all_ranks(len(train_loader) if hasattr(train_loader, "__len__") else -1, "batches")
     for callback in callbacks:
         callback.on_train_begin(model)
-    quiet = {"disable": True} if not progress or _tqdm_disabled() else {}
+    quiet = {"disable": True} if not progress or _tqdm_disabled() or not main else {}
     epoch_bar = tqdm(range(epochs), desc="epochs", unit="epoch", **quiet)
     for epoch in epoch_bar:
         start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
+        distributed.set_epoch(train_loader, epoch)
         model.train()
         running = _Running(metric_fns)
         for batch in tqdm(train_loader, desc=f"epoch {epoch + 1}", leave=False, **quiet):
             x, y = _to_device(batch, device, channels_last)
             with autocast:
-                y_hat = model(x)
+                y_hat = net(x)
                 loss = loss_fn(y_hat, y)
             optimizer.zero_grad(set_to_none=True)
             if scaler is None:
@@ -184,13 +205,14 @@ def fit(
         if val_loader is not None:
             logs |= evaluate(model, val_loader, loss_fn=loss_fn, metrics=metric_fns, device=device,
                              amp=dtype is not None, channels_last=channels_last, prefix="val_")
-        logs |= {"lr": lr, "time": time.perf_counter() - start}
+        logs |= {"lr": lr, "time": distributed.max_over_ranks(time.perf_counter() - start)}
         history.append(logs)
-        log.info("epoch %d/%d: %s", epoch + 1, epochs, ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
+        if main:
+            log.info("epoch %d/%d: %s", epoch + 1, epochs, ", ".join(f"{k} {v:.4g}" for k, v in logs.items()))
         epoch_bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k not in ("lr", "time")})
         for callback in callbacks:
             callback.on_epoch_end(epoch, logs)
-        if any(callback.stop_training for callback in callbacks):
+        if distributed.any_rank(any(callback.stop_training for callback in callbacks)):
             break
     for callback in callbacks:
         callback.on_train_end(history)
@@ -222,7 +244,10 @@ def evaluate(
         prefix: Prepended to every key (``"val_"``, ``"test_"``).
 
     Returns:
-        ``{"loss": ..., "accuracy": ...}`` averaged over every example.
+        ``{"loss": ..., "accuracy": ...}`` averaged over every example. Under
+        a process group, over every rank's examples: each rank must call it,
+        with its shard (an unshuffled :func:`~cnncourse.data.tensor_loader`
+        counts every example once).
     """
     device = torch.device(device) if device is not None else _model_device(model)
     model.to(device)
@@ -245,6 +270,8 @@ def evaluate(
 @torch.no_grad()
 def predict(model: nn.Module, loader: Batches, *, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(logits, targets)`` for every example of ``loader``, on the CPU.
+
+    Under a process group each rank predicts its own shard; nothing is gathered.
 
     Example:
         >>> logits, y = predict(model, test_loader)  # doctest: +SKIP

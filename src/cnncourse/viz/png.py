@@ -49,15 +49,18 @@ def figure_to_png(fig: Figure, *, colors: int | None = 256) -> bytes:
     return _save_png(image)
 
 
-def array_to_png(array: torch.Tensor | np.ndarray) -> bytes:
-    """Encode an image in ``[0, 1]`` as a lossless PNG (values outside are clipped).
+def array_to_png(array: torch.Tensor | np.ndarray, *, colors: int | None = None) -> bytes:
+    """Encode an image in ``[0, 1]`` as a PNG (values outside are clipped), lossless by default.
 
     Args:
         array: ``H x W`` (grayscale), ``1 x H x W`` or ``3 x H x W`` (torch's
             layout), or ``H x W x 3`` (numpy's); floats in ``[0, 1]`` or ``uint8``.
+        colors: Reduce an RGB picture to a palette of at most this many colours
+            (a third of the size or less; close but no longer exact). ``None``
+            keeps every colour.
 
     Returns:
-        The PNG file's bytes: 8-bit grayscale or RGB.
+        The PNG file's bytes: 8-bit grayscale, RGB, or a palette.
 
     Example:
         >>> array_to_png(torch.zeros(4, 4))[:4]
@@ -72,9 +75,14 @@ def array_to_png(array: torch.Tensor | np.ndarray) -> bytes:
         raise ValueError(
             f"expected an H x W, 1 x H x W or 3 x H x W image, got shape {tuple(np.shape(array))}"
         )
+    if colors is not None and not 2 <= colors <= 256:
+        raise ValueError(f"colors must be between 2 and 256 (or None for every colour), got {colors}")
     if data.dtype != np.uint8:
         data = np.round(np.clip(data.astype(np.float64), 0.0, 1.0) * 255).astype(np.uint8)
-    return _save_png(Image.fromarray(data))
+    image = Image.fromarray(data)
+    if colors is not None and data.ndim == 3:
+        image = image.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    return _save_png(image)
 
 
 def png_widget(png: bytes, *, width: int | None = None, layout: widgets.Layout | None = None) -> widgets.Image:
