@@ -199,3 +199,14 @@ def test_chapter_costs_are_rendered_from_their_one_record():
     assert (ROOT / "README.md").read_text() == costs.readme_text(), f"README's cost table is stale: {fix}"
     assert costs.INCLUDE.read_text() == costs.include_text(), f"book/_chapter_costs.md is stale: {fix}"
     assert [file for file, _ in costs.chapters()] == [f for f in toc_files() if (ROOT / f"{f}.ipynb").is_file()]
+
+
+def test_every_citation_is_in_the_bibliography():
+    pybtex = pytest.importorskip("pybtex.database", reason="the book's bibliography needs pybtex (jupyter-book)")
+    entries = pybtex.parse_file(str(ROOT / "references.bib")).entries  # fails on a syntax error, naming the line
+    sources = [*(ROOT / "book").glob("*.ipynb"), *(ROOT / "book").glob("*.md")]
+    cited = {key.strip() for path in sources
+             for keys in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", path.read_text())
+             for key in keys.split(",")}
+    missing = sorted(cited - {key for key in entries})
+    assert not missing, f"cited but not in references.bib: {missing}"

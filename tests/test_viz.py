@@ -23,11 +23,14 @@ from PIL import Image
 import cnncourse.viz as viz
 from cnncourse.viz import (
     apply_kernel,
+    array_to_jpeg,
     array_to_png,
     classic_kernels,
     conv_explorer,
     draw_convolution,
+    figure_to_jpeg,
     figure_to_png,
+    jpeg_figure,
     kernel_explorer,
     offline_jshtml,
     png_widget,
@@ -37,6 +40,7 @@ from cnncourse.viz import (
 )
 from cnncourse.viz._geometry import ConvGeometry
 from cnncourse.viz.explorers import LIVE_ONLY_CLASS
+from cnncourse.viz.sliding import MIN_FONT
 
 try:  # tests/ may or may not be a package
     from .widget_helpers import decode, recording_jslinks, walk
@@ -130,6 +134,24 @@ def test_progressive_shows_the_outputs_so_far():
     assert str(int(outputs[2, 2])) not in shown  # not computed yet
 
 
+def test_text_stays_legible_in_a_small_panel():
+    # four 5x5 pictures in a 7-inch figure: the dot product wraps onto two lines
+    # instead of shrinking, and no text is below MIN_FONT points
+    values = torch.arange(25.0).view(5, 5) * 7
+    kernel = torch.tensor([[0.0, 0, 1], [1, 0, 0], [0, 0, 1]])
+    fig, axes = plt.subplots(2, 2, figsize=(7, 5.8))
+    draw_convolution(5, 3, values=values, kernel=kernel, position=(2, 2), ax=axes[1, 1])
+    sizes = [t.get_fontsize() for t in axes[1, 1].texts]
+    assert min(sizes) >= MIN_FONT == 9
+    value = int(F.conv2d(values[None, None], kernel[None, None])[0, 0, 2, 2])
+    lines = [t.get_text() for t in axes[1, 1].texts if t.get_text().startswith((f"{value} = ", "    "))]
+    assert len(lines) == 2 and lines[0].endswith(" +")
+    window = values[2:5, 2:5].flatten().tolist()
+    terms = [f"{int(x)}\u00b7{int(w)}" for x, w in zip(window, kernel.flatten().tolist())]
+    assert (lines[0] + lines[1]).replace("    ", " ") == f"{value} = " + " + ".join(terms)
+    plt.close(fig)
+
+
 def test_draws_into_given_axes():
     fig, (left, right) = plt.subplots(1, 2)
     assert draw_convolution(4, 3, ax=right) is fig
@@ -186,6 +208,12 @@ def test_offline_jshtml_fixes_a_plain_matplotlib_animation():
     assert "maxcdn" in html  # what matplotlib does by itself
     fixed = offline_jshtml(html)
     assert "maxcdn" not in fixed and fixed.count("aria-hidden") == 9
+
+
+def test_animation_image_says_what_it_shows():
+    html = sliding_window_animation(5, 3, stride=2, padding=1).to_jshtml()
+    alt = re.search(r'<img id="_anim_img[0-9a-f]+" src="[^"]*" alt="([^"]*)"', html).group(1)
+    assert "5\u00d75 input" in alt and "stride 2" in alt and "9 output cells" in alt
 
 
 def test_offline_jshtml_rejects_other_html():
@@ -320,6 +348,58 @@ def test_apply_kernel_accepts_numpy_layouts_and_rejects_bad_input():
         apply_kernel([[0.0] * 4] * 4, torch.ones(3, 3))
 
 
+def test_jpeg_helpers():
+    fig = Figure(figsize=(2, 1), dpi=50)
+    ax = fig.add_subplot()
+    ax.imshow(np.random.default_rng(0).random((8, 8)))
+    ax.axis("off")
+    jpeg = figure_to_jpeg(fig, quality=80)
+    width, height = Image.open(io.BytesIO(jpeg)).size
+    assert jpeg[:3] == b"\xff\xd8\xff" and width <= 100 and height <= 50  # cropped, never wider
+    gray = torch.linspace(0, 1, 64).view(8, 8)
+    shown = np.asarray(Image.open(io.BytesIO(array_to_jpeg(gray, quality=95))), dtype=float)
+    assert np.abs(shown - gray.numpy() * 255).max() < 8  # lossy, but close
+    assert Image.open(io.BytesIO(array_to_jpeg(torch.rand(3, 6, 4)))).size == (4, 6)
+    widget = png_widget(array_to_jpeg(gray))
+    assert widget.format == "jpeg"
+    with pytest.raises(ValueError, match="quality"):
+        array_to_jpeg(gray, quality=0)
+
+
+def test_jpeg_figure_shows_a_jpeg_and_closes_the_figure():
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.imshow(np.zeros((4, 4)))
+    image = jpeg_figure(fig)
+    assert image.format == "jpeg" and image.data[:2] == b"\xff\xd8"
+    assert fig.number not in plt.get_fignums()
+
+
+def test_png_figure_is_a_palette_png_and_closes_the_figure():
+    fig = draw_convolution(5, 3, values=torch.arange(25.0).view(5, 5), kernel=torch.ones(3, 3))
+    full = io.BytesIO()
+    fig.savefig(full, format="png", bbox_inches="tight", pad_inches=0.1)
+    image = viz.png_figure(fig, colors=32)
+    assert image.format == "png" and fig.number not in plt.get_fignums()
+    shown = Image.open(io.BytesIO(image.data))
+    assert shown.mode == "P" and len(shown.getcolors()) <= 32
+    assert shown.size == Image.open(full).size  # cropped as Jupyter crops
+    assert len(image.data) < 0.6 * len(full.getvalue())
+    with pytest.raises(ValueError, match="colors"):
+        viz.png_figure(Figure(), colors=1)
+
+
+def test_galleries_use_legible_fonts():
+    fig = show_kernels(classic_kernels(), ncols=4, size=1.4)
+    sizes = [t.get_fontsize() for ax in fig.axes for t in [ax.title, *ax.texts] if t.get_text()]
+    assert sizes and min(sizes) >= 9
+    assert all(ax.texts for ax in fig.axes)  # 3x3 kernels in cells of 33 points: annotated
+    small = show_kernels(torch.randn(8, 1, 5, 5), ncols=8)  # cells of 11 points: no numbers
+    assert not any(ax.texts for ax in small.axes)
+    maps = show_feature_maps(torch.randn(4, 6, 6), ncols=4)
+    assert min(ax.title.get_fontsize() for ax in maps.axes) >= 9
+    plt.close("all")
+
+
 # --- the kernel explorer ---------------------------------------------------------------
 
 
@@ -372,6 +452,24 @@ def test_kernel_explorer_marks_its_editor_as_live_only():
     grids = [w for w in walk(explorer) if isinstance(w, widgets.GridBox)]
     assert len(grids) == 2 and all(LIVE_ONLY_CLASS in g._dom_classes for g in grids)
     assert all(isinstance(c, widgets.FloatText) for g in grids for c in g.children)
+
+
+def test_kernel_explorer_can_store_jpeg_states():
+    picture = torch.linspace(0, 1, 24 * 20).view(1, 20, 24)
+    kernels = {"identity": classic_kernels()["identity"], "blur": classic_kernels()["box blur"]}
+    explorer = kernel_explorer(picture, kernels, image_format="jpeg", quality=90)
+    images = [w for w in walk(explorer) if isinstance(w, widgets.Image)]
+    assert len(images) == 3 and {i.format for i in images} == {"jpeg"}
+    stack = only(explorer, widgets.Stack)
+    for page, kernel in zip(stack.children, kernels.values()):
+        expected = apply_kernel(picture, kernel)[0].numpy() * 255
+        assert np.abs(decode(only(page, widgets.Image).value).astype(float) - expected).mean() < 3
+    # the live editor keeps the format
+    cells = [w for w in walk(stack.children[0]) if isinstance(w, widgets.FloatText)]
+    cells[4].value = 0.5
+    assert only(stack.children[0], widgets.Image).value[:2] == b"\xff\xd8"
+    with pytest.raises(ValueError, match="image_format"):
+        kernel_explorer(picture, kernels, image_format="gif")
 
 
 def test_kernel_explorer_shrinks_large_pictures():
@@ -462,6 +560,12 @@ def test_conv_explorer_states_match_conv2d(small_explorer):
     assert sizes == {300}  # every picture has the same width, so the same scale
 
 
+def test_conv_explorer_pictures_keep_to_their_palette():
+    explorer = conv_explorer(5, kernel_sizes=(3,), strides=(1, 2), paddings=(0,), dilations=(1,), colors=32)
+    images = [Image.open(io.BytesIO(w.value)) for w in walk(explorer) if isinstance(w, widgets.Image)]
+    assert len(images) == 2 and all(i.mode == "P" and len(i.getcolors()) <= 32 for i in images)
+
+
 def test_conv_explorer_default_is_light():
     explorer = conv_explorer()
     images = [w for w in walk(explorer) if isinstance(w, widgets.Image)]
@@ -480,6 +584,7 @@ def test_conv_explorer_default_is_light():
         (dict(kernel_sizes=3), TypeError, "sequence of ints"),
         (dict(input_size=0), ValueError, "input_size must be >= 1"),
         (dict(width=10), ValueError, "width"),
+        (dict(colors=1), ValueError, "colors"),
     ],
 )
 def test_conv_explorer_rejects_bad_input(kwargs, error, match):

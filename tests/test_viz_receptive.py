@@ -193,3 +193,13 @@ def test_region_type_is_the_arithmetic_one():
     rf = receptive_field(small_model(), (1, 20, 26))
     unit = _plan(rf, [4], 1).units[0, 0, 0]
     assert isinstance(unit.region, Region) and (unit.window.height, unit.window.width) == rf.row("4").size
+
+
+def test_states_share_their_layout_and_style_models(explorer_and_links):
+    # Every state's caption, picture and box share a few Layout and style models: a
+    # model per widget would add a sixth to the page's widget state.
+    explorer, _ = explorer_and_links
+    states = [leaf for _, leaf in leaves(explorer)]
+    layouts = {id(w.layout) for leaf in states for w in walk(leaf)}
+    styles = {id(w.style) for leaf in states for w in walk(leaf) if isinstance(w, widgets.HTML)}
+    assert len(states) == len(LAYERS) * POSITIONS**2 and len(layouts) <= 2 and len(styles) == 1

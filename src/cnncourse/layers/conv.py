@@ -252,6 +252,7 @@ def _conv2d_loops(
     dilation: Pair,
 ) -> torch.Tensor:
     """Convolution as the definition says: one dot product per output pixel."""
+    # Chapter 2 prints this function: its lines stay within 79 characters.
     (sh, sw), (dh, dw) = stride, dilation
     out_channels, _, kh, kw = weight.shape
     x = _pad(x, padding)
@@ -263,12 +264,13 @@ def _conv2d_loops(
     for i in range(out_h):
         for j in range(out_w):
             top, left = i * sh, j * sw
-            # the kh x kw pixels under the kernel: every dilation-th one from (top, left)
+            # the kh x kw pixels under the kernel, every dilation-th one
             rows = slice(top, top + dh * (kh - 1) + 1, dh)
             cols = slice(left, left + dw * (kw - 1) + 1, dw)
             patch = x[:, :, rows, cols]  # N x C x kh x kw
-            # the dot product of the patch with each output channel's kernel, over c, h and w
-            out[:, :, i, j] = torch.einsum("nchw,ochw->no", patch, weight)  # N x out_channels
+            # the dot product of the patch with each output channel's
+            # kernel, over c, h and w: N x out_channels
+            out[:, :, i, j] = torch.einsum("nchw,ochw->no", patch, weight)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out

@@ -12,9 +12,11 @@ makes diagrams three to four times lighter.
 from __future__ import annotations
 
 import base64
+import html as html_module
 import io
 import re
 
+import matplotlib
 from matplotlib.animation import FuncAnimation
 from PIL import Image
 
@@ -41,13 +43,14 @@ _IMG = re.compile(r'<img id="(_anim_img[0-9a-f]+)">')
 _EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.I)
 
 
-def offline_jshtml(html: str, *, colors: int | None = 64) -> str:
+def offline_jshtml(html: str, *, colors: int | None = 64, alt: str = "animation frame") -> str:
     """Make the HTML of ``Animation.to_jshtml`` load nothing from the internet.
 
     Args:
         html: What ``to_jshtml()`` returned.
         colors: Reduce each PNG frame to a palette of at most this many colours
             (``None`` leaves the frames as they are).
+        alt: The image's alt text, what a screen reader says about the animation.
 
     Returns:
         The same player without the Font Awesome ``<link>``, with Unicode shapes
@@ -73,7 +76,8 @@ def offline_jshtml(html: str, *, colors: int | None = 64) -> str:
     first = _FIRST_FRAME.search(html)
     if first is not None:  # embed_frames=False writes file names instead
         src = first.group(1).replace("\\\n", "")
-        html = _IMG.sub(lambda m: f'<img id="{m.group(1)}" src="{src}" alt="animation frame">', html, count=1)
+        alt_text = html_module.escape(alt, quote=True)
+        html = _IMG.sub(lambda m: f'<img id="{m.group(1)}" src="{src}" alt="{alt_text}">', html, count=1)
     if _EXTERNAL.search(html):
         raise ValueError("the animation's HTML still loads something from another host")
     return html
@@ -93,7 +97,8 @@ class OfflineFuncAnimation(FuncAnimation):
 
     ``to_jshtml()`` returns :func:`offline_jshtml`'s version of matplotlib's player,
     and a notebook cell that ends with the animation shows that player (whatever
-    ``rcParams["animation.html"]`` says), not a link to a CDN.
+    ``rcParams["animation.html"]`` says), not a link to a CDN. The keyword ``alt``
+    (after FuncAnimation's own arguments) is the player image's alt text.
 
     Example:
         >>> from matplotlib.figure import Figure
@@ -104,8 +109,16 @@ class OfflineFuncAnimation(FuncAnimation):
         False
     """
 
+    def __init__(self, *args, alt: str = "animation frame", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.alt = alt
+
     def to_jshtml(self, fps=None, embed_frames=True, default_mode=None) -> str:
-        return offline_jshtml(super().to_jshtml(fps=fps, embed_frames=embed_frames, default_mode=default_mode))
+        # Frames at the figure's own dpi, whatever savefig.dpi a style sets (the book's
+        # sets 100): every frame is embedded in the page, so its size is the page's.
+        with matplotlib.rc_context({"savefig.dpi": "figure"}):
+            html = super().to_jshtml(fps=fps, embed_frames=embed_frames, default_mode=default_mode)
+        return offline_jshtml(html, alt=self.alt)
 
     def _repr_html_(self) -> str:
         return self.to_jshtml()

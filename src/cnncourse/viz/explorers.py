@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from ._geometry import ConvGeometry, Pair, to_pair
 from .kernels import apply_kernel, as_image, classic_kernels
-from .png import array_to_png, figure_to_png, png_widget
+from .png import array_to_jpeg, array_to_png, figure_to_png, png_widget
 from .sliding import draw_on, frame_size, note_count
 
 __all__ = ["LIVE_ONLY_CLASS", "MAX_STATES", "conv_explorer", "kernel_explorer"]
@@ -55,6 +55,8 @@ def kernel_explorer(
     kernels: Mapping[str, torch.Tensor] | None = None,
     *,
     max_size: int = 256,
+    image_format: str = "png",
+    quality: int = 85,
 ) -> widgets.VBox:
     """Pick a 3x3 kernel and see the image filtered with it, beside the image.
 
@@ -70,6 +72,10 @@ def kernel_explorer(
             by default. Values are rounded to 4 decimals, as the editor shows them.
         max_size: Pictures are shrunk (antialiased) so that their longer side is
             at most this many pixels, which keeps the page light.
+        image_format: ``"png"`` (lossless) or ``"jpeg"``, which stores a photo
+            and its feature maps in a quarter of the bytes or less: every map
+            is embedded in the website's page.
+        quality: JPEG quality (1 to 95), when ``image_format`` is ``"jpeg"``.
 
     Returns:
         The explorer's top widget (end a notebook cell with it to show it).
@@ -77,7 +83,8 @@ def kernel_explorer(
     Raises:
         TypeError: ``image`` is not a tensor or an array, or a kernel is not numbers.
         ValueError: ``image`` has a wrong shape, ``kernels`` is empty or holds a
-            kernel that is not 3x3, or ``max_size`` is below 8.
+            kernel that is not 3x3, ``max_size`` is below 8, ``image_format`` is
+            neither ``"png"`` nor ``"jpeg"`` or ``quality`` is out of range.
 
     Example:
         >>> from cnncourse.data import sample_image
@@ -85,6 +92,7 @@ def kernel_explorer(
     """
     if not (isinstance(max_size, int) and max_size >= 8):
         raise ValueError(f"max_size must be an int >= 8, got {max_size!r}")
+    encode = _encoder(image_format, quality)
     picture = _shrink(as_image(image), max_size)
     kernels = _check_kernels(classic_kernels() if kernels is None else kernels)
 
@@ -97,9 +105,9 @@ def kernel_explorer(
     html_style = HTMLStyle()
     pages = []
     for name, values in kernels.items():
-        feature_map = png_widget(array_to_png(apply_kernel(picture, _as_kernel(values))), **shared)
+        feature_map = png_widget(encode(apply_kernel(picture, _as_kernel(values))), **shared)
         cells = [widgets.FloatText(value=v, step=0.1, layout=cell_layout, style=cell_style) for v in values]
-        recompute = _recompute_map(picture, cells, feature_map)
+        recompute = _recompute_map(picture, cells, feature_map, encode)
         for cell in cells:
             cell.observe(recompute, names="value")
         pages.append(widgets.VBox([
@@ -113,7 +121,7 @@ def kernel_explorer(
     choice = widgets.Dropdown(options=list(kernels), index=0, description="kernel")
     widgets.jslink((choice, "index"), (stack, "selected_index"))
 
-    original = widgets.VBox([widgets.HTML("<b>image</b>"), png_widget(array_to_png(picture))],
+    original = widgets.VBox([widgets.HTML("<b>image</b>"), png_widget(encode(picture))],
                             layout=widgets.Layout(margin="0 1.5em 0 0"))
     return _explorer(
         [choice, widgets.HBox([original, stack])],
@@ -136,6 +144,7 @@ def conv_explorer(
     dilations: Sequence[int] = (1, 2),
     width: int = 640,
     dpi: float = 72,
+    colors: int = 64,
 ) -> widgets.VBox:
     """Sliders for kernel size, stride, padding and dilation over a sliding-window picture.
 
@@ -150,14 +159,18 @@ def conv_explorer(
         kernel_sizes, strides, paddings, dilations: The values each slider offers.
         width: Width of the pictures in pixels (all states share one scale).
         dpi: Resolution of the pictures (sets the size of their text).
+        colors: Colours per picture (a PNG palette, 2 to 256): the diagrams have a
+            handful of colours and their anti-aliased edges, so 32 still draws
+            them faithfully, in less of the page.
 
     Returns:
         The explorer's top widget.
 
     Raises:
         TypeError: A size or an option is not an int.
-        ValueError: An option is out of range or repeated, a list is empty, or
-            there are more than :data:`MAX_STATES` combinations.
+        ValueError: An option is out of range or repeated, a list is empty,
+            ``colors`` is out of range, or there are more than :data:`MAX_STATES`
+            combinations.
 
     Example:
         >>> explorer = conv_explorer(7)  # doctest: +SKIP
@@ -177,6 +190,8 @@ def conv_explorer(
         )
     if not (isinstance(width, int) and width >= 100):
         raise ValueError(f"width must be an int >= 100 (pixels), got {width!r}")
+    if isinstance(colors, bool) or not isinstance(colors, int) or not 2 <= colors <= 256:
+        raise ValueError(f"colors must be an int from 2 to 256, got {colors!r}")
 
     geometries = {}
     for combo in itertools.product(*options.values()):
@@ -206,7 +221,7 @@ def conv_explorer(
         figure.set_size_inches(width / dpi, width / dpi * frame[1] / frame[0])
         draw_on(figure.add_axes((0, 0, 1, 1)), geometry, position=(0, 0), frame=frame)
         return widgets.VBox([widgets.HTML(formula, style=html_style, **shared),
-                             png_widget(figure_to_png(figure, colors=64), **shared)], **shared)
+                             png_widget(figure_to_png(figure, colors=colors), **shared)], **shared)
 
     initial = {"kernel size": 3, "stride": 1, "padding": 0, "dilation": 1}
     sliders = [
@@ -277,13 +292,29 @@ def _live_only(widget: widgets.DOMWidget) -> widgets.DOMWidget:
     return widget
 
 
-def _recompute_map(picture: torch.Tensor, cells: list[widgets.FloatText], target: widgets.Image):
+def _recompute_map(
+    picture: torch.Tensor,
+    cells: list[widgets.FloatText],
+    target: widgets.Image,
+    encode: Callable[[torch.Tensor], bytes] = array_to_png,
+):
     """The live-only callback of the kernel editor: refilter with the nine current values."""
 
     def recompute(change: dict) -> None:
-        target.value = array_to_png(apply_kernel(picture, _as_kernel([cell.value for cell in cells])))
+        target.value = encode(apply_kernel(picture, _as_kernel([cell.value for cell in cells])))
 
     return recompute
+
+
+def _encoder(image_format: str, quality: int) -> Callable[[torch.Tensor], bytes]:
+    """The function that turns a picture in [0, 1] into the bytes of its ``image_format`` file."""
+    if image_format == "png":
+        return array_to_png
+    if image_format == "jpeg":
+        if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95:
+            raise ValueError(f"quality must be an int from 1 to 95, got {quality!r}")
+        return lambda picture: array_to_jpeg(picture, quality=quality)
+    raise ValueError(f"image_format must be 'png' or 'jpeg', got {image_format!r}")
 
 
 def _as_kernel(values: Sequence[float]) -> torch.Tensor:

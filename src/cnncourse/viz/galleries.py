@@ -21,6 +21,9 @@ from .style import FIGURE_WIDTH
 
 __all__ = ["show_feature_maps", "show_kernels"]
 
+_FONT_SIZE = 9  # titles and numbers: the smallest size the website shows legibly
+_MIN_CELL_POINTS = 26  # the width of a kernel cell that a 9-point "-0.25" fits in
+
 
 def show_feature_maps(
     maps: torch.Tensor | np.ndarray,
@@ -73,7 +76,7 @@ def show_feature_maps(
         limit = float(np.abs(channel).max()) or 1.0
         kwargs = dict(vmin=-limit, vmax=limit) if symmetric else {}
         ax.imshow(channel, cmap=cmap, **kwargs)
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=_FONT_SIZE)
     return fig
 
 
@@ -100,8 +103,8 @@ def show_kernels(
             in colour, each kernel stretched to [0, 1]; one with a single input
             channel shows that one; any other needs ``in_channel``.
         cmap: Colour map of the one-channel pictures (centred on zero).
-        annotate: Write each weight in its cell; by default when kernels are at
-            most 5x5 and there are at most 16 of them.
+        annotate: Write each weight in its cell; by default when there are at
+            most 16 kernels and their cells are large enough for 9-point numbers.
         size: Width of one picture in inches (less where ``ncols`` pictures
             would make a row wider than :data:`~cnncourse.viz.FIGURE_WIDTH`).
 
@@ -156,9 +159,10 @@ def show_kernels(
         )
     count, kh, kw = len(data), data.shape[-2], data.shape[-1]
     titles = _titles(titles, count, "kernel")
-    if annotate is None:
-        annotate = not colour and kh * kw <= 25 and count <= 16
     fig, axes = _grid(count, ncols, size, aspect=kh / kw)
+    if annotate is None:  # a cell holds a number such as "-0.25" at 9 points
+        cell_points = fig.get_figwidth() / min(ncols, count) * 72 / kw
+        annotate = not colour and count <= 16 and cell_points >= _MIN_CELL_POINTS
     for ax, kernel, title in zip(axes, data, titles):
         if colour:  # C_in x kH x kW -> kH x kW x 3, stretched to [0, 1]
             picture = np.moveaxis(kernel, 0, -1)
@@ -170,9 +174,9 @@ def show_kernels(
             if annotate:
                 for (r, c), value in np.ndenumerate(kernel):
                     text = f"{value:.2g}" if abs(value - round(value)) > 1e-6 else str(int(round(value)))
-                    ax.text(c, r, text.replace("-", "\u2212"), ha="center", va="center", fontsize=7,
+                    ax.text(c, r, text.replace("-", "\u2212"), ha="center", va="center", fontsize=_FONT_SIZE,
                             color="white" if abs(value) > 0.6 * limit else "black")
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=_FONT_SIZE)
     return fig
 
 

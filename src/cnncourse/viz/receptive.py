@@ -24,6 +24,7 @@ from numbers import Integral
 
 import ipywidgets as widgets
 import numpy as np
+from ipywidgets.widgets.widget_string import HTMLStyle
 import torch
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
@@ -163,14 +164,18 @@ def receptive_field_explorer(
 
     plan = _plan(rf, layers, positions)
     drawing = _Drawing(picture, plan, width=width, dpi=dpi, colors=colors)
-    image_layout = widgets.Layout()  # one Layout model shared by every picture
+    # One Layout (and one style) model shared by every picture, caption and box of the
+    # states: without them each state brings three Layouts and a style of its own, a
+    # sixth of the page's widget state.
+    image_layout, shared_layout, caption_style = widgets.Layout(), widgets.Layout(), HTMLStyle()
 
     def leaf(index: tuple[int, int, int]) -> widgets.Widget:
         unit = plan.units[index]
         row = plan.rows[index[0]]
         png = drawing.png(row, unit)
+        caption = widgets.HTML(_caption(row, unit), layout=shared_layout, style=caption_style)
         # At its own width: a page that stretches the picture would blur it.
-        return widgets.VBox([widgets.HTML(_caption(row, unit)), png_widget(png, width=width, layout=image_layout)])
+        return widgets.VBox([caption, png_widget(png, width=width, layout=image_layout)], layout=shared_layout)
 
     middle = (positions - 1) // 2
     initial = (len(plan.rows) - 1, middle, middle)

@@ -41,6 +41,8 @@ _WINDOW_EDGE = "#1f5fa8"
 _OUTPUT_FACE = "#ffd38f"
 _OUTPUT_EDGE = "#c46f00"
 _IGNORED = "#d62728"
+#: The smallest font, in points, of any text in the picture: what the website shows legibly.
+MIN_FONT = 9.0
 
 
 def draw_convolution(
@@ -154,7 +156,11 @@ def sliding_window_animation(
         return []
 
     frame(0)  # checks values and kernel now, not when the first frame is rendered
-    return OfflineFuncAnimation(fig, frame, frames=oh * ow, interval=interval, repeat=True)
+    (h, w), (kh, kw) = geometry.input_size, geometry.kernel_size
+    alt = (f"Animation of a convolution ({geometry.describe()}) on a {h}\u00d7{w} input: the {kh}\u00d7{kw} "
+           f"window visits the {oh * ow} output cells in reading order, one frame each"
+           + (", and each frame writes out its dot product." if values is not None and kernel is not None else "."))
+    return OfflineFuncAnimation(fig, frame, frames=oh * ow, interval=interval, repeat=True, alt=alt)
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -190,8 +196,12 @@ def _convolve(grid: np.ndarray, weights: np.ndarray, geometry: ConvGeometry) -> 
 
 
 def note_count(geometry: ConvGeometry, *, equation: bool) -> int:
-    """How many lines of notes go under the grids (the dot product, the hatching note)."""
-    return int(equation) + int(not geometry.covered()[_inside(geometry)].all())
+    """How many lines of notes go under the grids (the dot product, the hatching note).
+
+    The dot product gets two lines: at the smallest legible size (:data:`MIN_FONT`)
+    a long one is wrapped after half of its terms.
+    """
+    return 2 * int(equation) + int(not geometry.covered()[_inside(geometry)].all())
 
 
 def _inside(geometry: ConvGeometry) -> tuple[slice, slice]:
@@ -248,12 +258,14 @@ def draw_on(
     ignored = [(r, c) for r in range(p_top, p_top + h) for c in range(p_left, p_left + w) if not covered[r, c]]
 
     notes = []
+    terms = []
     if outputs is not None:
         terms = [_term(_padded_value(values, geometry, r, c), wt) for (r, c), wt in zip(window, kernel.ravel())]
         notes.append(f"{_fmt(outputs[position])} = " + " + ".join(terms))
     if ignored:
         notes.append(f"hatched: {len(ignored)} input pixel{'s' if len(ignored) > 1 else ''} that no window reaches")
-    width, height = frame if frame is not None else frame_size(geometry, len(notes))
+    lines = len(notes) + (1 if outputs is not None else 0)  # the dot product may take two
+    width, height = frame if frame is not None else frame_size(geometry, lines)
     ax.set_xlim(-0.2, width - 0.2)
     ax.set_ylim(height - _TOP, -_TOP)  # rows go down
     ax.set_aspect("equal")
@@ -261,8 +273,12 @@ def draw_on(
     size, width_pt = _font_size(ax, width, height)
 
     def fit(text: str, points: float, cells: float = width) -> float:
-        # Shrink a line of text that would not fit in `cells` (a character is about 0.58 em wide).
-        return min(points, 0.95 * cells * width_pt / width / (0.58 * len(text)))
+        # Shrink a line of text that would not fit in `cells` (a character is about 0.58 em wide),
+        # but never below MIN_FONT: a figure too small for its text must be made larger.
+        return max(MIN_FONT, min(points, 0.95 * cells * width_pt / width / (0.58 * len(text))))
+
+    def fits(text: str, points: float) -> bool:
+        return 0.58 * len(text) * points <= 0.95 * width_pt
 
     # Cells are drawn as a few PatchCollections (one artist each, not one per cell):
     # that makes the explorer's dozens of pictures several times faster to render.
@@ -296,14 +312,15 @@ def draw_on(
         for r in range(hp):
             for c in range(wp):
                 inside = p_top <= r < p_top + h and p_left <= c < p_left + w
-                ax.text(c + 0.5, r + 0.45, _fmt(_padded_value(values, geometry, r, c)), ha="center",
+                ax.text(c + 0.5, r + (0.38 if kernel is not None else 0.45),
+                        _fmt(_padded_value(values, geometry, r, c)), ha="center",
                         va="center", fontsize=size, color="black" if inside else "#777777", zorder=4)
     if kernel is not None:
         corner = values is not None  # weights go in a corner when the cell holds a value
         for (r, c), wt in zip(window, kernel.ravel()):
-            ax.text(c + (0.95 if corner else 0.5), r + (0.95 if corner else 0.5), f"\u00d7{_fmt(wt)}",
+            ax.text(c + (0.97 if corner else 0.5), r + (0.97 if corner else 0.5), f"\u00d7{_fmt(wt)}",
                     ha="right" if corner else "center", va="bottom" if corner else "center",
-                    fontsize=size * (0.62 if corner else 1.0), color=_WINDOW_EDGE, zorder=4)
+                    fontsize=max(MIN_FONT, size * 0.62) if corner else size, color=_WINDOW_EDGE, zorder=4)
     if outputs is not None:
         shown = i * ow + j
         for r in range(oh):
@@ -318,8 +335,18 @@ def draw_on(
     label_size = fit(label, size, x_out - 0.3)
     ax.text(0, -0.3, label, ha="left", va="bottom", fontsize=label_size)
     ax.text(x_out, -0.3, f"output {oh}\u00d7{ow}", ha="left", va="bottom", fontsize=label_size)
-    for k, note in enumerate(notes):
-        ax.text(0, hp + 0.3 + 0.85 * k, note, ha="left", va="top", fontsize=fit(note, size * 0.9),
+    shown_lines = []
+    for note in notes:
+        if terms and note.endswith(" + ".join(terms)) and not fits(note, max(MIN_FONT, size * 0.9)):
+            half = (len(terms) + 1) // 2  # the dot product, wrapped after half of its terms
+            head = note[: len(note) - len(" + ".join(terms))]
+            first, second = head + " + ".join(terms[:half]) + " +", "    " + " + ".join(terms[half:])
+            points = fit(max(first, second, key=len), size * 0.9)
+            shown_lines += [(first, points), (second, points)]
+        else:
+            shown_lines.append((note, fit(note, size * 0.9)))
+    for k, (note, points) in enumerate(shown_lines):
+        ax.text(0, hp + 0.3 + 0.85 * k, note, ha="left", va="top", fontsize=points,
                 color=_IGNORED if note.startswith("hatched") else "black")
 
 
@@ -345,4 +372,4 @@ def _font_size(ax, width_cells: float, height_cells: float) -> tuple[float, floa
     width_pt = box.width * fig.get_figwidth() * 72
     height_pt = box.height * fig.get_figheight() * 72
     cell = min(width_pt / width_cells, height_pt / height_cells)
-    return float(np.clip(0.45 * cell, 5, 12)), cell * width_cells
+    return float(np.clip(0.45 * cell, MIN_FONT, 12)), cell * width_cells
