@@ -27,6 +27,39 @@ def test_options_add_and_remove_layers():
     assert not hasattr(simple_cnn().classifier, "dropout")
 
 
+def test_norm_layer_replaces_batch_norm():
+    model = simple_cnn(widths=(8, 16), norm_layer=lambda c: nn.GroupNorm(4, c))
+    assert isinstance(model.features.norm1, nn.GroupNorm) and model.features.norm2.num_channels == 16
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert model.features.conv1.bias is None  # the norm's shift replaces the bias
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    # a single image in training mode: group norm needs no batch
+    assert model.train()(torch.rand(1, 1, 28, 28)).shape == (1, 10)
+    with pytest.raises(TypeError, match="nn.Module"):
+        simple_cnn(norm_layer=lambda c: c)
+
+
+def test_deep_plain_blocks_and_other_activations():
+    model = simple_cnn(widths=(8, 16), convs_per_block=3, batch_norm=False, activation=nn.Tanh)
+    convs = [name for name, m in model.features.named_children() if isinstance(m, nn.Conv2d)]
+    assert convs == ["conv1_1", "conv1_2", "conv1_3", "conv2_1", "conv2_2", "conv2_3"]
+    assert isinstance(model.features.act2_3, nn.Tanh) and not any(isinstance(m, nn.ReLU) for m in model.modules())
+    assert model.features.conv1_2.in_channels == 8 and model.features.conv2_1.in_channels == 8
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    with_bn = simple_cnn(widths=(8, 16), convs_per_block=2)
+    assert isinstance(with_bn.features.bn2_2, nn.BatchNorm2d) and isinstance(with_bn.features.relu1_1, nn.ReLU)
+    # the default keeps its names: checkpoints of earlier chapters still load
+    assert list(simple_cnn(widths=(8, 16)).features.state_dict()) == [
+        "conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var", "bn1.num_batches_tracked",
+        "conv2.weight", "bn2.weight", "bn2.bias", "bn2.running_mean", "bn2.running_var", "bn2.num_batches_tracked",
+    ]
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="convs_per_block"):
+            simple_cnn(convs_per_block=bad)
+    with pytest.raises(TypeError, match="activation"):
+        simple_cnn(activation=lambda: "tanh")
+
+
 def test_normalize_standardises_the_input():
     model = simple_cnn(mean=0.5, std=0.25)
     x = torch.full((1, 1, 28, 28), 0.75)

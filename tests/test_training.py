@@ -706,6 +706,35 @@ def test_top_k_accuracy_rejects_k_out_of_range(k):
         top_k_accuracy(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), k=k)
 
 
+def test_multilabel_accuracy_scores_tags_and_rows():
+    from cnncourse.training.metrics import multilabel_accuracy
+
+    logits = torch.tensor([[2.0, -1.0, 0.3], [-0.5, 3.0, -2.0], [1.0, 1.0, 1.0]])
+    targets = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 1, 1]])  # row 0 has one wrong tag
+    assert multilabel_accuracy(logits, targets).item() == pytest.approx(8 / 9)
+    assert multilabel_accuracy(logits, targets.float(), exact=True).item() == pytest.approx(2 / 3)
+    # a positive logit is a sigmoid probability above 0.5
+    probabilities = torch.sigmoid(logits)
+    assert torch.equal((probabilities > 0.5), (logits > 0))
+    with pytest.raises(ValueError, match="N x K"):
+        multilabel_accuracy(logits, targets[:, :2])
+
+
+def test_fit_trains_a_multilabel_head_with_binary_cross_entropy():
+    from cnncourse.training.metrics import multilabel_accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(256, 4, generator=generator)
+    tags = torch.stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0], dim=1).float()  # two tags, often both
+    loader = [(X[i : i + 64], tags[i : i + 64]) for i in range(0, 256, 64)]
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    history = fit(model, loader, loader, epochs=30, optimizer=torch.optim.Adam(model.parameters(), lr=0.05),
+                  loss_fn=nn.BCEWithLogitsLoss(), metrics={"tags": multilabel_accuracy}, device="cpu",
+                  progress=False)
+    assert history["val_tags"][-1] > 0.95 and history["val_loss"][-1] < history["val_loss"][0]
+
+
 CONFUSION_TARGETS = torch.tensor([0, 0, 1, 2, 2, 2])
 CONFUSION_PREDICTIONS = torch.tensor([0, 1, 1, 2, 0, 2])
 CONFUSION_MATRIX = torch.tensor(

@@ -175,6 +175,22 @@ def test_large_images_are_shrunk():
     assert (height, width) == (100, 2 * 50 + 4 * 2)  # 100 x 50 enlarged twice: 2 tiles and a wide gap
 
 
+def test_levels_round_the_pictures_and_lighten_them():
+    exact = augmentation_explorer(IMAGES, AUGMENTATIONS, strengths=STRENGTHS, draws=DRAWS, seed=3)
+    rounded = augmentation_explorer(IMAGES, AUGMENTATIONS, strengths=STRENGTHS, draws=DRAWS, seed=3, levels=4)
+    exact_images = [w for w in walk(exact) if isinstance(w, widgets.Image)]
+    rounded_images = [w for w in walk(rounded) if isinstance(w, widgets.Image)]
+    assert len(exact_images) == len(rounded_images) == len(AUGMENTATIONS) * len(STRENGTHS)
+    for a, b in zip(exact_images, rounded_images):
+        shown, exact_pixels = decode(b.value).astype(float), decode(a.value).astype(float)
+        assert set(np.unique(shown)) <= {0.0, 85.0, 170.0, 255.0}  # 4 levels of 0..255
+        assert np.abs(shown - exact_pixels).max() <= 255 / 6 + 1  # the nearest level
+    assert sum(len(b.value) for b in rounded_images) < sum(len(a.value) for a in exact_images)
+    for bad in (1, 257, 2.5, True):
+        with pytest.raises(ValueError, match="levels"):
+            augmentation_explorer(IMAGES, AUGMENTATIONS, strengths=STRENGTHS, draws=DRAWS, levels=bad)
+
+
 def test_bad_arguments():
     flip = {"flip": lambda s: v2.RandomHorizontalFlip(s)}
     with pytest.raises(ValueError, match="between 1 and 6"):

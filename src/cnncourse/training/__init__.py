@@ -4,7 +4,15 @@ from .callbacks import Callback, EarlyStopping, LRScheduler, ModelCheckpoint, Te
 from .history import History
 from .loop import evaluate, fit, predict
 from .lr_finder import LRRangeTest, lr_range_test
-from .metrics import accuracy, confusion_matrix, iou_from_confusion, mean_iou, pixel_accuracy, top_k_accuracy
+from .metrics import (
+    accuracy,
+    confusion_matrix,
+    iou_from_confusion,
+    mean_iou,
+    multilabel_accuracy,
+    pixel_accuracy,
+    top_k_accuracy,
+)
 from .segmentation import DiceLoss, SegmentationScores, class_weights, dice_loss, segmentation_scores
 
 __all__ = [
@@ -26,6 +34,7 @@ __all__ = [
     "iou_from_confusion",
     "lr_range_test",
     "mean_iou",
+    "multilabel_accuracy",
     "pixel_accuracy",
     "predict",
     "segmentation_scores",

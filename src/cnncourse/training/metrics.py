@@ -29,6 +29,7 @@ __all__ = [
     "confusion_matrix",
     "iou_from_confusion",
     "mean_iou",
+    "multilabel_accuracy",
     "pixel_accuracy",
     "resolve_metrics",
     "top_k_accuracy",
@@ -86,6 +87,35 @@ def pixel_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             f"logits {tuple(logits.shape)} need one dimension more than targets {tuple(targets.shape)} (the classes)"
         )
     return accuracy(logits, targets)
+
+
+def multilabel_accuracy(logits: torch.Tensor, targets: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+    """Accuracy of independent yes/no tags, one logit per tag (a sigmoid head).
+
+    A tag is predicted when its logit is positive, that is when its sigmoid
+    probability exceeds 0.5.
+
+    Args:
+        logits: ``N x K`` logits, one column per tag.
+        targets: ``N x K`` zeros and ones (any dtype).
+        exact: Count a row as right only if all its ``K`` tags are right (the
+            *exact-match ratio*); otherwise score every tag decision on its own.
+
+    Returns:
+        A 0-d tensor: the share of right tag decisions (or of right rows).
+
+    Example:
+        >>> logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+        >>> targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> multilabel_accuracy(logits, targets), multilabel_accuracy(logits, targets, exact=True)
+        (tensor(0.7500), tensor(0.5000))
+    """
+    if logits.shape != targets.shape or logits.ndim != 2:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must both be N x K, one column per tag"
+        )
+    right = (logits > 0) == targets.bool()
+    return (right.all(dim=1) if exact else right).float().mean()
 
 
 def confusion_matrix(predictions: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
