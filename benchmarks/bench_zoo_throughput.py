@@ -79,7 +79,7 @@ def main() -> None:
     print(f"{'entry':<16}{'layout':<12}{'compiled':>9}{'img/s':>10}{'warm-up s':>11}")
     rows = []
     # the batches are Fashion-MNIST images: the segmenters and the detector (canvases) are left out by default
-    classifiers = [name for name in zoo.names() if zoo.recipe(name).task == "classification"]
+    classifiers = zoo.names("classification")
     for name in args.names or classifiers:
         variants = [Variant(name, layout, c, loader, device, args.backend) for c in compiled for layout in LAYOUTS]
         for _ in range(args.rounds):

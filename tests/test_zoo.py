@@ -45,6 +45,17 @@ def test_every_recipe_builds_a_registered_model():
         assert out.shape == expected[r.task]
 
 
+def test_entries_can_be_chosen_by_task(tiny):
+    by_task = {task: zoo.names(task) for task in zoo.TASKS}
+    assert sorted(sum(by_task.values(), [])) == sorted(zoo.names())
+    assert by_task["segmentation"] == ["fcn_canvas", "unet_canvas"] and by_task["detection"] == ["detector_canvas"]
+    assert all(zoo.recipe(n).task == "classification" for n in by_task["classification"])
+    folder = tiny[0]
+    assert zoo.available(folder, task="classification") == ["lenet5"] and zoo.available(folder, task="detection") == []
+    with pytest.raises(ValueError, match="unknown task 'captioning'"):
+        zoo.names("captioning")
+
+
 def test_the_segmenters_differ_only_in_the_model():
     fcn, unet = zoo.recipe("fcn_canvas"), zoo.recipe("unet_canvas")
     assert (fcn.model, unet.model) == ("fcn", "unet") and fcn.task == unet.task == "segmentation"

@@ -297,9 +297,11 @@ def _score(task: str, accuracy: float, metrics: dict[str, Any]) -> float:
     return accuracy if task == "classification" else metrics[SCORE_KEYS[task]]
 
 
-def names() -> list[str]:
-    """Every zoo entry, in the book's order (trained or not)."""
-    return list(RECIPES)
+def names(task: str | None = None) -> list[str]:
+    """Every zoo entry, in the book's order (trained or not); only those of ``task`` if given."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+    return [n for n, r in RECIPES.items() if task is None or r.task == task]
 
 
 def recipe(name: str) -> Recipe:
@@ -367,10 +369,10 @@ def zoo_dir() -> Path:
     return default_data_root() / "zoo"
 
 
-def available(directory: str | os.PathLike | None = None) -> list[str]:
-    """The entries with a checkpoint and metadata in ``directory`` (default :func:`zoo_dir`)."""
+def available(directory: str | os.PathLike | None = None, *, task: str | None = None) -> list[str]:
+    """The entries with a checkpoint and metadata in ``directory`` (default :func:`zoo_dir`), of ``task`` if given."""
     folder = Path(directory) if directory is not None else zoo_dir()
-    return [n for n in RECIPES if (folder / f"{n}.pt").is_file() and (folder / f"{n}.json").is_file()]
+    return [n for n in names(task) if (folder / f"{n}.pt").is_file() and (folder / f"{n}.json").is_file()]
 
 
 def _sha256(path: Path) -> str:
