@@ -1,6 +1,6 @@
 """Keep the website's <script>/<link> tags correct for Jupyter Book 1 on Sphinx 7.
 
-Five upstream behaviours get in the way of a light, offline site with vendored JavaScript:
+Six upstream behaviours get in the way of a light, offline site with vendored JavaScript:
 
 1. Jupyter Book 1 adds every .js and .css file under html_static_path to every
    page (jupyter_book/config.py). The vendored MathJax under _static/vendor/ must
@@ -22,6 +22,12 @@ Five upstream behaviours get in the way of a light, offline site with vendored J
    builder started (sphinx-thebe's `const THEBE_JS_URL`, a SyntaxError the second
    time). Fixed upstream in Sphinx 8.2 (sphinx-doc/sphinx#13402), which
    jupyter-book 1 (sphinx~=7.0) cannot use.
+6. pydata-sphinx-theme loads Sphinx's search index (``searchindex.js``, 250 kB
+   and growing with every chapter) on every page, for its search-as-you-type
+   field. The book leaves that option off (the theme's default): its search
+   field submits to ``search.html``, which loads the index itself. The build
+   removes the tag from every other page, so no page but the search page pays
+   for the index.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> No
 
 
 _FONTAWESOME_JS = re.compile(r'<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>\n?')
+_SEARCH_INDEX = re.compile(r'[ \t]*<script src="(?:\.\./)*searchindex\.js"></script>\n?')
 
 
 def _drop_opaque_alpha(path: Path) -> None:
@@ -77,10 +84,14 @@ def _drop_unused_assets(app, exception) -> None:
         (static / "scripts" / name).unlink(missing_ok=True)
     for image in Path(app.outdir, "_images").glob("*.png"):
         _drop_opaque_alpha(image)
+    index_on_every_page = app.config.html_theme_options.get("search_as_you_type", False)
     for page in Path(app.outdir).rglob("*.html"):
         text = page.read_text(encoding="utf8")
-        if "fontawesome.js" in text:
-            page.write_text(_FONTAWESOME_JS.sub("", text), encoding="utf8")
+        slim = _FONTAWESOME_JS.sub("", text)
+        if page.name != "search.html" and not index_on_every_page:
+            slim = _SEARCH_INDEX.sub("", slim)
+        if slim != text:
+            page.write_text(slim, encoding="utf8")
 
 
 def setup(app):
