@@ -12,12 +12,18 @@ to, so the two cannot drift apart.
 Usage::
 
     python tools/chapter_costs.py measure [CHAPTER ...]  # run chapters, record seconds
+    python tools/chapter_costs.py measure --smoke        # the smoke profile only
+    python tools/chapter_costs.py from-log BUILD.log     # default-profile times of a book build
     python tools/chapter_costs.py render                 # rewrite README table and the include
 
 ``measure`` runs each notebook with nbclient in a fresh kernel, kernel start
 included, first in its default profile and then with ``CNNCOURSE_FAST=1``, one
 after the other on an otherwise idle machine, and records the times with the
 device and date. Chapters measured on a CUDA GPU go into the GPU column.
+``from-log`` reads the default-profile times of every chapter from the output
+of a book build (``make book-strict``, which runs each chapter once, one after
+the other): myst-nb's "Executed notebook in N seconds", kernel start not
+included.
 """
 
 from __future__ import annotations
@@ -75,6 +81,8 @@ def table() -> str:
         rows.append(f"| {title} | {_seconds(entry.get('cpu_default'))} | {_seconds(entry.get('cpu_smoke'))} "
                     f"| {_seconds(entry.get('gpu_default'))} |")
     cpu, gpu = record.get("cpu_machine", "not recorded"), record.get("gpu_machine")
+    if record.get("cpu_smoke_machine"):
+        cpu = f"{cpu}; smoke profile: {record['cpu_smoke_machine']}"
     note = (f"CPU times: {cpu}. GPU times: {gpu}." if gpu else
             f"CPU times: {cpu}. No GPU has run the chapters yet. On a CUDA GPU the chapters that "
             "load trained networks from the book's model zoo on a CPU train them from scratch "
@@ -118,7 +126,24 @@ def _run(path: Path, fast: bool) -> float:
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
-def measure(selected: list[str]) -> None:
+_EXECUTED = re.compile(r"book/(\S+)\.ipynb: Executed notebook in ([\d.]+) seconds")
+
+
+def from_log(log: Path, machine: str) -> None:
+    """Record the default-profile CPU time of every chapter a book build's log reports."""
+    found = dict(_EXECUTED.findall(re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))))
+    if not found:
+        raise SystemExit(f"{log} reports no executed notebook (expected myst-nb's 'Executed notebook in N seconds')")
+    record = load()
+    for file, _ in chapters():
+        if file.removeprefix("book/") in found:
+            record["chapters"].setdefault(file, {})["cpu_default"] = round(float(found[file.removeprefix("book/")]), 1)
+    record["cpu_machine"] = machine
+    RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    render()
+
+
+def measure(selected: list[str], smoke_only: bool = False) -> None:
     sys.path.insert(0, str(ROOT / "src"))
     import torch
 
@@ -131,12 +156,14 @@ def measure(selected: list[str]) -> None:
         if selected and not any(s in file for s in selected):
             continue
         entry = record["chapters"].setdefault(file, {})
-        entry[f"{column}_default"] = round(_run(ROOT / f"{file}.ipynb", fast=False), 1)
+        if not smoke_only:
+            entry[f"{column}_default"] = round(_run(ROOT / f"{file}.ipynb", fast=False), 1)
         if column == "cpu":
             entry["cpu_smoke"] = round(_run(ROOT / f"{file}.ipynb", fast=True), 1)
         print(f"{title}: {entry}", flush=True)
-    record[f"{column}_machine"] = (f"{describe_device(device)}, measured {datetime.date.today().isoformat()} "
-                                   f"with torch {torch.__version__}, kernel start included")
+    key = "cpu_smoke_machine" if smoke_only else f"{column}_machine"
+    record[key] = (f"{describe_device(device)}, measured {datetime.date.today().isoformat()} "
+                   f"with torch {torch.__version__}, kernel start included")
     RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     render()
 
@@ -147,11 +174,17 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("render", help="rewrite the README table and book/_chapter_costs.md from the record")
     run = sub.add_parser("measure", help="run chapters and record their times (then render)")
     run.add_argument("chapters", nargs="*", help="parts of chapter file names (default: all)")
+    run.add_argument("--smoke", action="store_true", help="measure the smoke profile only")
+    log = sub.add_parser("from-log", help="record the default-profile times a book build printed (then render)")
+    log.add_argument("log", type=Path, help="the build's output")
+    log.add_argument("--machine", required=True, help="what ran the build, for the note under the table")
     args = parser.parse_args(argv)
     if args.command == "render":
         render()
+    elif args.command == "from-log":
+        from_log(args.log, args.machine)
     else:
-        measure(args.chapters)
+        measure(args.chapters, smoke_only=args.smoke)
 
 
 if __name__ == "__main__":
