@@ -234,6 +234,28 @@ def test_chapter_costs_are_rendered_from_their_one_record():
     assert [file for file, _ in costs.chapters()] == [f for f in toc_files() if (ROOT / f"{f}.ipynb").is_file()]
 
 
+def test_chapter_costs_read_a_book_builds_log(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("chapter_costs", ROOT / "tools" / "chapter_costs.py")
+    costs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(costs)
+    monkeypatch.setattr(costs, "RECORD", tmp_path / "costs.json")
+    rendered = []
+    monkeypatch.setattr(costs, "render", lambda: rendered.append(costs.load()))
+    log = tmp_path / "build.log"
+    log.write_text("\x1b[01mreading sources...\x1b[39;49;00m\n"
+                   "/x/book/01_why_convolutions.ipynb: Executed notebook in 55.49 seconds [mystnb]\n"
+                   "/x/book/02_not_in_the_toc.ipynb: Executed notebook in 3.00 seconds [mystnb]\n")
+    costs.from_log(log, "the test machine")
+    record = rendered[0]
+    assert record["chapters"] == {"book/01_why_convolutions": {"cpu_default": 55.5}}
+    assert record["cpu_machine"] == "the test machine"
+    log.write_text("build finished\n")
+    with pytest.raises(SystemExit, match="no executed notebook"):
+        costs.from_log(log, "the test machine")
+
+
 def test_every_citation_is_in_the_bibliography():
     pybtex = pytest.importorskip("pybtex.database", reason="the book's bibliography needs pybtex (jupyter-book)")
     entries = pybtex.parse_file(str(ROOT / "references.bib")).entries  # fails on a syntax error, naming the line
