@@ -162,8 +162,9 @@ def measure(selected: list[str], smoke_only: bool = False) -> None:
             entry["cpu_smoke"] = round(_run(ROOT / f"{file}.ipynb", fast=True), 1)
         print(f"{title}: {entry}", flush=True)
     key = "cpu_smoke_machine" if smoke_only else f"{column}_machine"
-    record[key] = (f"{describe_device(device)}, measured {datetime.date.today().isoformat()} "
-                   f"with torch {torch.__version__}, kernel start included")
+    what = describe_device(device).removeprefix("Device: ").split(", torch")[0]
+    record[key] = (f"{what}, torch {torch.__version__}; nbclient, one chapter after another, "
+                   f"{datetime.date.today().isoformat()} (kernel start included)")
     RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     render()
 
