@@ -346,6 +346,12 @@ def architecture_blocks(model: nn.Module, input_size: Sequence[int], *, group: b
         label, kind = describe(module, shape)
         blocks.append(ArchitectureBlock(name or type(model).__name__, label, shape, kind, (name,), _title(name)))
         current = shape
+    output = _unbatched(leaves.output_shape)
+    if output is not None and current is not None and output != current:
+        # the forward ends in a function, not a module (an FCN's F.interpolate back to the
+        # input's size): draw what the network returns, or the figure would stop short of it
+        grows = len(output) == len(current) == 3 and output[1] > current[1]
+        blocks.append(ArchitectureBlock("output", "upsample" if grows else "reshape", output, "other", (), "output"))
     if len(blocks) == 1:
         raise ValueError(
             f"{type(model).__name__} has no layer that changes its input's shape or has weights: nothing to draw"
