@@ -98,6 +98,7 @@ def test_segmenters_see_new_canvases_every_epoch():
     assert sorted(x.sum().item() for x in torch.cat(first)) == sorted(x.sum().item() for x in small.train.tensors[0])
     drawn = fashion_canvas("train", n=40, seed=1).semantic_dataset().tensors[0]
     assert sorted(x.sum().item() for x in torch.cat(second)) == sorted(x.sum().item() for x in drawn)
+    assert zoo.recipe("unet_canvas").augment and zoo.recipe("fcn_canvas").augment  # the recipes use it
 
 
 # --- shift_and_flip ----------------------------------------------------------

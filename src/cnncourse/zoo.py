@@ -197,7 +197,7 @@ class Recipe:
 _NARROW = {"widths": (8, 16, 32)}
 _DEGRADATION = dict(epochs=5, train_size=15_000, augment=False, weight_decay=1e-4)
 _CANVAS = dict(epochs=10, train_size=20_000, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
-               augment=False, half=True)
+               half=True)  # augment: new training canvases every epoch
 
 _DETECTOR = dict(epochs=10, train_size=20_000, batch_size=32, optimizer="adamw", lr=3e-3, weight_decay=1e-4,
                  augment=False, half=True)
