@@ -206,6 +206,19 @@ def _check_rendered_offline(problems: list[str], requests: list[str], doc: str) 
 # --- the tests ---------------------------------------------------------------------------
 
 
+def _explorer(page, css_class: str, problems: list, what: str):
+    """The first explorer of that class on the page, and the picture it shows once rendered."""
+    explorer = page.locator(f".{css_class}").first
+    return explorer, _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems, what)
+
+
+def _one_slider(explorer, what: str):
+    """The explorer's only slider handle, and a function reading the index it stands at."""
+    handle = explorer.locator(".noUi-handle")
+    assert handle.count() == 1, f"expected one slider, for the {what}"
+    return handle, lambda: int(float(handle.get_attribute("aria-valuenow")))
+
+
 @pytest.mark.parametrize("doc", _cases("kernel_explorer("))
 def test_kernel_explorer_list_switches_the_feature_map(open_page, doc: str) -> None:
     state, saved, stack = _saved_explorer(doc, KERNEL_EXPLORER_CLASS, "kernel_explorer")
@@ -213,8 +226,7 @@ def test_kernel_explorer_list_switches_the_feature_map(open_page, doc: str) -> N
     labels = state[dropdown]["state"]["_options_labels"]
 
     page, problems, requests = open_page(doc)
-    explorer = page.locator(f".{KERNEL_EXPLORER_CLASS}").first
-    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems, f"{doc}: the kernel explorer")
+    explorer, picture = _explorer(page, KERNEL_EXPLORER_CLASS, problems, f"{doc}: the kernel explorer")
     before = _digest(picture)
     assert before == _image_digest(state, _leaf(state, stack, [0])), "the first kernel's map is not the one shown"
     _shot(explorer, f"explorer-{doc.replace('/', '-')}-kernel-before")
@@ -235,8 +247,7 @@ def test_conv_explorer_sliders_switch_the_picture(open_page, doc: str) -> None:
     state, saved, stack = _saved_explorer(doc, CONV_EXPLORER_CLASS, "conv_explorer")
 
     page, problems, requests = open_page(doc)
-    explorer = page.locator(f".{CONV_EXPLORER_CLASS}").first
-    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems, f"{doc}: the conv explorer")
+    explorer, picture = _explorer(page, CONV_EXPLORER_CLASS, problems, f"{doc}: the conv explorer")
     handles = explorer.locator(".noUi-handle")
     assert handles.count() == 4, "expected sliders for kernel size, stride, padding and dilation"
 
@@ -276,14 +287,8 @@ def test_augmentation_explorer_list_and_slider_switch_the_draws(open_page, doc: 
     labels = state[_under(state, saved, "DropdownModel")[0]]["state"]["_options_labels"]
 
     page, problems, requests = open_page(doc)
-    explorer = page.locator(f".{AUGMENTATION_EXPLORER_CLASS}").first
-    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
-                        f"{doc}: the augmentation explorer")
-    handle = explorer.locator(".noUi-handle")
-    assert handle.count() == 1, "expected one slider, for the strength"
-
-    def strength() -> int:
-        return int(float(handle.get_attribute("aria-valuenow")))
+    explorer, picture = _explorer(page, AUGMENTATION_EXPLORER_CLASS, problems, f"{doc}: the augmentation explorer")
+    handle, strength = _one_slider(explorer, "strength")
 
     digest = _digest(picture)
     assert digest == _image_digest(state, _leaf(state, stack, [0, strength()])), (
@@ -315,9 +320,7 @@ def test_segmentation_explorer_list_switches_the_canvas(open_page, doc: str) -> 
     labels = state[_under(state, saved, "DropdownModel")[0]]["state"]["_options_labels"]
 
     page, problems, requests = open_page(doc)
-    explorer = page.locator(f".{SEGMENTATION_EXPLORER_CLASS}").first
-    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
-                        f"{doc}: the segmentation explorer")
+    explorer, picture = _explorer(page, SEGMENTATION_EXPLORER_CLASS, problems, f"{doc}: the segmentation explorer")
     before = _digest(picture)
     assert before == _image_digest(state, _leaf(state, stack, [0])), "the first canvas is not the one shown"
     assert "canvas 0:" in explorer.inner_text()
@@ -341,14 +344,8 @@ def test_feature_explorer_image_and_layer_switch_the_picture(open_page, doc: str
     layers = state[_under(state, saved, "SelectionSliderModel")[0]]["state"]["_options_labels"]
 
     page, problems, requests = open_page(doc)
-    explorer = page.locator(f".{FEATURE_EXPLORER_CLASS}").first
-    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
-                        f"{doc}: the feature explorer")
-    handle = explorer.locator(".noUi-handle")
-    assert handle.count() == 1, "expected one slider, for the layer"
-
-    def layer() -> int:
-        return int(float(handle.get_attribute("aria-valuenow")))
+    explorer, picture = _explorer(page, FEATURE_EXPLORER_CLASS, problems, f"{doc}: the feature explorer")
+    handle, layer = _one_slider(explorer, "layer")
 
     digest = _digest(picture)
     assert layer() == len(layers) - 1, "the explorer should open on the last layer"
@@ -383,14 +380,8 @@ def test_detection_explorer_canvas_and_threshold_switch_the_picture(open_page, d
     thresholds = state[_under(state, saved, "SelectionSliderModel")[0]]["state"]["_options_labels"]
 
     page, problems, requests = open_page(doc)
-    explorer = page.locator(f".{DETECTION_EXPLORER_CLASS}").first
-    picture = _rendered(explorer.locator(f".{STATES_CLASS} img.widget-image"), problems,
-                        f"{doc}: the detection explorer")
-    handle = explorer.locator(".noUi-handle")
-    assert handle.count() == 1, "expected one slider, for the score threshold"
-
-    def level() -> int:
-        return int(float(handle.get_attribute("aria-valuenow")))
+    explorer, picture = _explorer(page, DETECTION_EXPLORER_CLASS, problems, f"{doc}: the detection explorer")
+    handle, level = _one_slider(explorer, "score threshold")
 
     start = level()
     assert 0 < start < len(thresholds) - 1, "the threshold slider should open inside its range"

@@ -136,8 +136,8 @@ def from_log(log: Path, machine: str) -> None:
         raise SystemExit(f"{log} reports no executed notebook (expected myst-nb's 'Executed notebook in N seconds')")
     record = load()
     for file, _ in chapters():
-        if file.removeprefix("book/") in found:
-            record["chapters"].setdefault(file, {})["cpu_default"] = round(float(found[file.removeprefix("book/")]), 1)
+        if (seconds := found.get(file.removeprefix("book/"))) is not None:
+            record["chapters"].setdefault(file, {})["cpu_default"] = round(float(seconds), 1)
     record["cpu_machine"] = machine
     RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     render()
